@@ -1,0 +1,195 @@
+# swapread — one non-recursive Makefile.
+#
+#   make            library (static + shared) and the swapread CLI
+#   make check      unit and integration tests (cmocka)
+#   make demo       the main job on a built-in holey image
+#   make help       every target and variable
+#
+# Variants build in their own trees: SAN=address,undefined -> build/san/.
+# WERROR=1 adds -Werror. User CFLAGS/LDFLAGS are respected; project flags
+# are appended.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+CFLAGS ?= -O2 -g
+LDFLAGS ?=
+SAN ?=
+WERROR ?=
+SR_NO_DEPS ?=
+O ?=
+
+VERSION := 0.1.0
+SOVERSION := 0
+
+ifneq ($(O),)
+B := $(O)
+else ifeq ($(SAN),)
+B := build
+else
+B := build/san
+endif
+
+SR_CFLAGS := -std=c11 -D_GNU_SOURCE -fvisibility=hidden -fPIC -MMD -MP \
+  -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+  -Wmissing-prototypes -Wformat=2 -fstack-protector-strong \
+  -Icore/include -Iswap/include -Iloop/include
+SR_LDFLAGS := -Wl,-z,relro,-z,now
+ifeq ($(SAN),)
+SR_CFLAGS += -D_FORTIFY_SOURCE=2
+else
+SR_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+SR_LDFLAGS += -fsanitize=$(SAN)
+endif
+ifeq ($(WERROR),1)
+SR_CFLAGS += -Werror
+endif
+# Asserts stay on in every build: never pass -DNDEBUG.
+ALL_CFLAGS = $(CFLAGS) $(SR_CFLAGS)
+ALL_LDFLAGS = $(LDFLAGS) $(SR_LDFLAGS)
+
+# --- sources (one layer per directory; core <- swap <- loop) -------------
+CORE_SRC := $(sort $(wildcard core/*.c))
+SWAP_SRC := $(sort $(wildcard swap/*.c))
+LOOP_SRC := $(sort $(wildcard loop/*.c))
+CLI_SRC := $(sort $(wildcard loop/cli/*.c))
+LIB_SRC := $(CORE_SRC) $(SWAP_SRC) $(LOOP_SRC)
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(B)/obj/%.o)
+PUBLIC_HDR := $(wildcard core/include/swapread/*.h swap/include/swapread/*.h \
+  loop/include/swapread/*.h)
+UMBRELLA_HDR := loop/include/swapread.h
+
+LIB_LIBS := -lpthread
+ifneq ($(LOOP_SRC),)
+LIB_LIBS += -luv
+endif
+
+STATIC_LIB := $(B)/libswapread.a
+SHARED_LIB := $(B)/libswapread.so.$(VERSION)
+SHARED_SONAME := libswapread.so.$(SOVERSION)
+CLI := $(B)/swapread
+
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
+TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(B)/obj/%.o)
+
+.PHONY: all lib cli check tests demo deps install uninstall clean format \
+  lint help
+all: lib cli
+
+lib: $(STATIC_LIB) $(B)/libswapread.so
+cli: $(CLI)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(STATIC_LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(SHARED_LIB): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SHARED_SONAME) $(ALL_LDFLAGS) -o $@ $^ \
+	  $(LIB_LIBS)
+
+$(B)/libswapread.so: $(SHARED_LIB)
+	ln -sf libswapread.so.$(VERSION) $(B)/$(SHARED_SONAME)
+	ln -sf libswapread.so.$(VERSION) $@
+
+$(CLI): $(CLI_OBJ) $(STATIC_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC_LIB) $(LIB_LIBS)
+
+# Tests link the static library, so they see only the public API (plus
+# tests/support/, the test-side helpers).
+$(B)/tests/%: $(B)/obj/tests/%.o $(TEST_SUPPORT_OBJ) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(STATIC_LIB) \
+	  -lcmocka $(LIB_LIBS)
+
+deps:
+	@[ -n "$(SR_NO_DEPS)" ] || sh .ci/deps.sh build-essential pkg-config \
+	  libcmocka-dev libuv1-dev
+
+tests: $(TEST_BIN) $(CLI)
+
+check: deps
+	@$(MAKE) --no-print-directory tests lib
+	@SR_CLI=$(CURDIR)/$(CLI) SR_SHLIB=$(CURDIR)/$(SHARED_LIB) SAN="$(SAN)" \
+	  sh tests/run-tests.sh $(TEST_BIN)
+
+demo: deps
+	@$(MAKE) --no-print-directory cli
+	@sh tests/demo.sh $(CLI)
+
+# --- install --------------------------------------------------------------
+LIBDIR := $(PREFIX)/lib
+INCDIR := $(PREFIX)/include
+BINDIR := $(PREFIX)/bin
+PCDIR := $(LIBDIR)/pkgconfig
+
+$(B)/swapread.pc: Makefile
+	@mkdir -p $(dir $@)
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' \
+	  'includedir=$${prefix}/include' '' 'Name: swapread' \
+	  'Description: swap-aware guest virtual memory reads from read-only RAM images' \
+	  'Version: $(VERSION)' 'Libs: -L$${libdir} -lswapread' \
+	  'Libs.private: $(LIB_LIBS)' 'Cflags: -I$${includedir}' > $@
+
+install: all $(B)/swapread.pc
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/swapread \
+	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(PCDIR)
+	install -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf libswapread.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SHARED_SONAME)
+	ln -sf libswapread.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libswapread.so
+	install -m 644 $(PUBLIC_HDR) $(DESTDIR)$(INCDIR)/swapread/
+	install -m 644 $(UMBRELLA_HDR) $(DESTDIR)$(INCDIR)/
+	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(B)/swapread.pc $(DESTDIR)$(PCDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libswapread.a \
+	  $(DESTDIR)$(LIBDIR)/libswapread.so* \
+	  $(DESTDIR)$(INCDIR)/swapread.h $(DESTDIR)$(BINDIR)/swapread \
+	  $(DESTDIR)$(PCDIR)/swapread.pc
+	rm -rf $(DESTDIR)$(INCDIR)/swapread
+
+# --- housekeeping -----------------------------------------------------------
+FORMAT_FILES = $(wildcard core/*.[ch] core/include/*/*.h swap/*.[ch] \
+  swap/include/*/*.h loop/*.[ch] loop/cli/*.[ch] loop/include/*.h \
+  loop/include/*/*.h tests/*.[ch] tests/*/*.[ch])
+
+format:
+	clang-format -i $(FORMAT_FILES)
+
+lint:
+	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) -- $(SR_CFLAGS)
+	cppcheck --quiet --enable=warning,portability --inline-suppr \
+	  --error-exitcode=1 -Icore/include -Iswap/include -Iloop/include \
+	  core swap loop
+
+clean:
+	rm -rf build
+
+help:
+	@echo 'targets:'
+	@echo '  all        static + shared library and the swapread CLI (default)'
+	@echo '  check      build and run the cmocka suites (installs deps as root)'
+	@echo '  demo       run the CLI on a built-in holey image'
+	@echo '  install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR): lib, headers, .pc, CLI'
+	@echo '  uninstall  remove what install put there'
+	@echo '  format     clang-format every source file'
+	@echo '  lint       clang-tidy and cppcheck'
+	@echo '  clean      remove build/'
+	@echo 'variables:'
+	@echo '  SAN=address,undefined  sanitizer build in build/san/'
+	@echo '  WERROR=1               warnings are errors'
+	@echo '  O=dir                  build tree (default build/, build/san/)'
+	@echo '  SR_NO_DEPS=1           do not check or install Debian packages'
+	@echo '  CFLAGS, LDFLAGS, CC, PREFIX, DESTDIR'
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_SUPPORT_OBJ:.o=.d) \
+  $(TEST_SRC:tests/%.c=$(B)/obj/tests/%.d)

@@ -1,0 +1,360 @@
+/* swapread CLI — `read`: a synchronous read of a guest virtual range.
+ *
+ * The range is cut into chunks (the 4 KiB pages it touches, the first and
+ * last possibly partial); each chunk is translated with sr_translate and,
+ * when present, copied with sr_image_read. Missing chunks are zero-filled
+ * in raw output, shown as "??" in a hexdump, and reported with their VA,
+ * the level/entry/entry GPA that stopped the walk and the kind (swap type
+ * and offset when known), or hole/beyond for data that is not in the file.
+ * Adjacent missing chunks with the same cause (e.g. the 512 chunks under
+ * one non-present PD entry) are reported as one range. It never waits for
+ * paged-out data (that is the engine's job). Exit 1 when anything was
+ * missing.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "describe.h"
+#include "hexdump.h"
+#include "json.h"
+#include "options.h"
+
+static const char* const cmd = "read";
+
+/* One run of missing bytes with a single cause. */
+typedef struct missing_s {
+  uint64_t va;
+  uint64_t len;
+  int status;     /* SR_ENOTPRESENT, SR_EHOLE, ... */
+  int level;      /* level of the entry that stopped it (0: none) */
+  uint64_t entry; /* that entry (0 when it could not be loaded) */
+  uint64_t entry_gpa;
+  uint64_t last_entry_gpa; /* of the last chunk merged in */
+  const char* kind; /* "linux-swap", "hole", "beyond", "bad-entry", ... */
+  bool has_pte;     /* pte is the classification of entry */
+  sr_pte_info_t pte;
+  bool has_gpa; /* data frame not in the file: gpa of the first byte */
+  uint64_t gpa;
+} missing_t;
+
+typedef struct read_state_s {
+  const cli_common_t* c;
+  FILE* raw;    /* raw bytes go here, or NULL */
+  bool hexdump; /* a hexdump goes to stdout */
+  cli_hexdump_t hd;
+  cli_json_t j; /* when c->json: the object on stdout */
+  bool have_cur;
+  missing_t cur; /* the run being extended */
+  uint64_t bytes_missing;
+  uint64_t nmissing; /* runs reported */
+} read_state_t;
+
+static void report_text(const missing_t* m) {
+  fprintf(stderr,
+          "swapread: read: missing 0x%" PRIx64 "-0x%" PRIx64 " (%" PRIu64
+          " bytes): %s",
+          m->va, m->va + m->len, m->len, m->kind);
+  if (m->has_pte && m->pte.kind == SR_PTE_LINUX_SWAP)
+    fprintf(stderr, " type %" PRIu32 " offset 0x%" PRIx64, m->pte.swap_type,
+            m->pte.swap_offset);
+  else if (m->has_pte && m->pte.kind == SR_PTE_WIN_PAGEFILE)
+    fprintf(stderr, " file %" PRIu32 " offset 0x%" PRIx64, m->pte.swap_type,
+            m->pte.swap_offset);
+  if (m->has_gpa)
+    fprintf(stderr, " (data gpa 0x%" PRIx64 ")", m->gpa);
+  if (m->level != 0)
+    fprintf(stderr, " at %s entry@0x%" PRIx64 " = 0x%" PRIx64,
+            cli_level_name(m->level), m->entry_gpa, m->entry);
+  fprintf(stderr, " [%s]\n", sr_err_name(m->status));
+}
+
+static void report_json(cli_json_t* j, const missing_t* m) {
+  cli_json_object_begin(j);
+  cli_json_kv_hex(j, "va", m->va);
+  cli_json_kv_uint(j, "len", m->len);
+  cli_json_kv_string(j, "status", sr_err_name(m->status));
+  cli_json_kv_int(j, "level", m->level);
+  cli_json_kv_hex(j, "entry", m->entry);
+  cli_json_kv_hex(j, "entry_gpa", m->entry_gpa);
+  if (m->has_pte) {
+    cli_pte_json(j, &m->pte);
+  } else {
+    cli_json_kv_string(j, "kind", m->kind);
+    cli_json_kv_null(j, "swap_type");
+    cli_json_kv_null(j, "swap_offset");
+  }
+  if (m->has_gpa)
+    cli_json_kv_hex(j, "gpa", m->gpa);
+  cli_json_object_end(j);
+}
+
+static void flush_missing(read_state_t* s) {
+  if (!s->have_cur)
+    return;
+  if (s->c->json)
+    report_json(&s->j, &s->cur);
+  else
+    report_text(&s->cur);
+  s->nmissing++;
+  s->have_cur = false;
+}
+
+/* Whether m continues s->cur: contiguous, and the same cause (the same
+ * entry, or a run of empty entries one after the other in a table). */
+static bool extends(const read_state_t* s, const missing_t* m) {
+  const missing_t* c = &s->cur;
+  if (!s->have_cur || c->va + c->len != m->va)
+    return false;
+  if (c->status != m->status || c->level != m->level || c->entry != m->entry ||
+      strcmp(c->kind, m->kind) != 0 || c->has_gpa != m->has_gpa)
+    return false;
+  if (m->has_gpa && c->gpa + c->len != m->gpa)
+    return false;
+  if (m->entry_gpa == c->last_entry_gpa)
+    return true;
+  return m->entry == 0 && m->status == SR_ENOTPRESENT &&
+         m->entry_gpa == c->last_entry_gpa + 8;
+}
+
+static void add_missing(read_state_t* s, const missing_t* m) {
+  s->bytes_missing += m->len;
+  if (extends(s, m)) {
+    s->cur.len += m->len;
+    s->cur.last_entry_gpa = m->entry_gpa;
+    return;
+  }
+  flush_missing(s);
+  s->cur = *m;
+  s->cur.last_entry_gpa = m->entry_gpa;
+  s->have_cur = true;
+}
+
+/* Sends n bytes to the outputs; invalid bytes go out as zeros. */
+static void emit(read_state_t* s, const unsigned char* buf, size_t n,
+                 bool valid) {
+  static const unsigned char zeros[4096];
+  if (n == 0)
+    return;
+  if (s->raw != NULL)
+    fwrite(valid ? buf : zeros, 1, n, s->raw);
+  if (s->hexdump)
+    cli_hexdump_feed(&s->hd, buf, n, valid);
+}
+
+static const char* stop_kind(const sr_translation_t* t) {
+  switch (t->status) {
+    case SR_ENOTPRESENT:
+      return sr_pte_kind_name(t->pte.kind);
+    case SR_EBADENTRY:
+      return "bad-entry";
+    case SR_EHOLE:
+      return "hole";
+    case SR_EBEYOND:
+      return "beyond";
+    case SR_ENONCANON:
+      return "noncanonical";
+    default:
+      return "error";
+  }
+}
+
+/* Reads the chunk [va, va + n), which lies inside one 4 KiB page. Returns
+ * 0, or SR_EINVAL when the walk options or cr3 are unusable. */
+static int read_chunk(read_state_t* s, const sr_image_t* image, uint64_t va,
+                      size_t n) {
+  unsigned char buf[4096];
+  sr_translation_t t;
+  missing_t m;
+  int err;
+
+  memset(&m, 0, sizeof(m));
+  err = sr_translate(image, s->c->cr3, va, &s->c->walk, &t);
+  if (err == SR_EINVAL && t.stop_level == 0)
+    return err;
+  if (err == 0) {
+    size_t done = 0;
+    err = sr_image_read(image, t.gpa, buf, n, &done);
+    emit(s, buf, done, true);
+    if (err == 0)
+      return 0;
+    m.va = va + done;
+    m.len = n - done;
+    m.status = err;
+    m.level = t.stop_level;
+    m.entry = t.entry[t.stop_level - 1];
+    m.entry_gpa = t.entry_gpa[t.stop_level - 1];
+    m.kind = err == SR_EHOLE ? "hole" : err == SR_EBEYOND ? "beyond" : "error";
+    m.has_gpa = true;
+    m.gpa = t.gpa + done;
+  } else {
+    m.va = va;
+    m.len = n;
+    m.status = err;
+    m.level = t.stop_level;
+    m.entry = t.fail_entry;
+    m.entry_gpa = t.fail_entry_gpa;
+    m.kind = stop_kind(&t);
+    m.has_pte = err == SR_ENOTPRESENT;
+    m.pte = t.pte;
+  }
+  emit(s, NULL, (size_t)m.len, false);
+  add_missing(s, &m);
+  return 0;
+}
+
+int cli_cmd_read(int argc, char** argv) {
+  cli_common_t c;
+  cli_args_t a = {argc, argv, 1, false};
+  read_state_t s;
+  const char* pos[3];
+  size_t npos = 0;
+  const char* out_path = NULL;
+  bool want_raw = false;
+  bool want_hexdump = false;
+  uint64_t va = 0;
+  uint64_t len = 0;
+  uint64_t off;
+  sr_image_t* image = NULL;
+  FILE* out_file = NULL;
+  int rc;
+  int r;
+
+  cli_common_init(&c, cmd);
+  for (; a.i < argc; a.i++) {
+    const char* v;
+    if (cli_help_opt(&a, cmd))
+      return CLI_OK;
+    if ((r = cli_common_opt(&c, &a)) != 0) {
+      if (r != 1)
+        return r;
+      continue;
+    }
+    if ((r = cli_opt(&a, cmd, "-o", &v)) != 0 ||
+        (r = cli_opt(&a, cmd, "--output", &v)) != 0) {
+      if (r != 1)
+        return r;
+      out_path = v;
+      continue;
+    }
+    if (cli_opt(&a, cmd, "--raw", NULL)) {
+      want_raw = true;
+      continue;
+    }
+    if (cli_opt(&a, cmd, "--hexdump", NULL)) {
+      want_hexdump = true;
+      continue;
+    }
+    if (cli_is_option(&a)) {
+      if (a.only_pos)
+        continue; /* it was "--" */
+      return cli_usage_error(cmd, "unknown option '%s'", argv[a.i]);
+    }
+    if (npos == 3)
+      return cli_usage_error(cmd, "unexpected argument '%s'", argv[a.i]);
+    pos[npos++] = argv[a.i];
+  }
+  if (npos == 0)
+    return cli_usage_error(cmd, "missing IMAGE");
+  if ((rc = cli_common_check(&c, true)) != 0)
+    return rc;
+  if (npos < 3)
+    return cli_usage_error(cmd, npos == 1 ? "missing VA" : "missing LEN");
+  if ((rc = cli_number(cmd, "VA", pos[1], &va)) != 0 ||
+      (rc = cli_number(cmd, "LEN", pos[2], &len)) != 0)
+    return rc;
+  if (len == 0)
+    return cli_usage_error(cmd, "LEN must not be 0");
+  if (len - 1 > UINT64_MAX - va)
+    return cli_usage_error(cmd, "VA + LEN wraps around");
+  if (want_raw && want_hexdump)
+    return cli_usage_error(cmd, "--raw and --hexdump exclude each other");
+  if (c.json && (want_raw || want_hexdump))
+    return cli_usage_error(cmd, "--json takes stdout; use -o FILE for bytes");
+  if (want_raw && out_path != NULL)
+    return cli_usage_error(cmd, "--raw writes stdout; drop it or -o");
+
+  if ((rc = cli_open_image(&c, pos[0], &image)) != 0)
+    return rc;
+  if (out_path != NULL) {
+    out_file = fopen(out_path, "wb");
+    if (out_file == NULL) {
+      cli_error(out_path, "%s", strerror(errno));
+      sr_image_close(image);
+      return CLI_FAIL;
+    }
+  }
+
+  memset(&s, 0, sizeof(s));
+  s.c = &c;
+  if (c.json || out_file != NULL) {
+    s.raw = out_file; /* NULL with --json and no -o: no bytes */
+    s.hexdump = want_hexdump;
+  } else if (want_raw) {
+    s.raw = stdout;
+  } else if (want_hexdump || isatty(STDOUT_FILENO)) {
+    s.hexdump = true;
+  } else {
+    s.raw = stdout;
+  }
+  if (s.hexdump)
+    cli_hexdump_init(&s.hd, stdout, va);
+  if (c.json) {
+    cli_json_init(&s.j, stdout);
+    cli_json_object_begin(&s.j);
+    cli_json_kv_hex(&s.j, "va", va);
+    cli_json_kv_uint(&s.j, "len", len);
+    cli_json_kv_hex(&s.j, "cr3", c.cr3);
+    if (out_path != NULL)
+      cli_json_kv_string(&s.j, "output", out_path);
+    else
+      cli_json_kv_null(&s.j, "output");
+    cli_json_key(&s.j, "missing");
+    cli_json_array_begin(&s.j);
+  }
+
+  rc = CLI_OK;
+  for (off = 0; off < len;) {
+    uint64_t cva = va + off;
+    uint64_t n = SR_PAGE_4K - (cva & (SR_PAGE_4K - 1));
+    if (n > len - off)
+      n = len - off;
+    if (read_chunk(&s, image, cva, (size_t)n) != 0) {
+      cli_error(cmd, "cr3 0x%" PRIx64 ": %s", c.cr3, sr_strerror(SR_EINVAL));
+      rc = CLI_FAIL;
+      break;
+    }
+    off += n;
+  }
+  flush_missing(&s);
+  if (s.hexdump)
+    cli_hexdump_finish(&s.hd);
+  if (c.json) {
+    cli_json_array_end(&s.j);
+    cli_json_kv_bool(&s.j, "complete", s.bytes_missing == 0 && rc == 0);
+    cli_json_kv_uint(&s.j, "bytes_missing", s.bytes_missing);
+    cli_json_object_end(&s.j);
+    cli_json_newline(&s.j);
+  } else if (s.bytes_missing != 0) {
+    fprintf(stderr,
+            "swapread: read: %" PRIu64 " of %" PRIu64
+            " bytes missing in %" PRIu64 " range(s)\n",
+            s.bytes_missing, len, s.nmissing);
+  }
+  if (s.bytes_missing != 0)
+    rc = CLI_FAIL;
+
+  if (out_file != NULL && (ferror(out_file) | fclose(out_file)) != 0) {
+    cli_error(out_path, "write error");
+    rc = CLI_FAIL;
+  }
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    cli_error(cmd, "write error on stdout");
+    rc = CLI_FAIL;
+  }
+  sr_image_close(image);
+  return rc;
+}

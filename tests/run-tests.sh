@@ -1,0 +1,46 @@
+#!/bin/sh
+# Runs each cmocka test binary given as an argument, shows its output, and
+# ends with one line: "N passed, N failed". A binary that crashes or exits
+# non-zero without a cmocka summary counts as one failure. Exit status 1 on
+# any failure.
+passed=0
+failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+export CMOCKA_MESSAGE_OUTPUT=stdout
+if [ -n "$SAN" ]; then
+  export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allow_user_segv_handler=1}"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+fi
+for t in "$@"; do
+  echo "--- $(basename "$t")"
+  "$t" >"$log" 2>&1
+  rc=$?
+  cat "$log"
+  p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+  f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+  p=${p:-0}
+  f=${f:-0}
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    echo "$(basename "$t"): exited with status $rc"
+    f=1
+  fi
+  passed=$((passed + p))
+  failed=$((failed + f))
+done
+# The shared library exports the public API only: every defined dynamic
+# symbol is sr_* (SR_SHLIB is set by `make check`).
+if [ -n "$SR_SHLIB" ]; then
+  echo "--- exported symbols of $(basename "$SR_SHLIB")"
+  bad=$(nm -D --defined-only "$SR_SHLIB" | awk '{print $3}' | grep -v '^sr_[a-z]')
+  if [ -z "$bad" ] && nm -D --defined-only "$SR_SHLIB" | grep -q ' sr_image_open$'
+  then
+    echo "exports: only sr_* symbols"
+    passed=$((passed + 1))
+  else
+    echo "exports: unexpected symbols: $bad"
+    failed=$((failed + 1))
+  fi
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -1,0 +1,743 @@
+/* Tests for the swapread CLI (loop/cli/), run as a separate process.
+ *
+ * Each test builds its own holey image with the kit (public API only): a
+ * file-backed kit with a physical hole, plus an ELF core of it whose last
+ * 64 KiB are cut off (so some GPAs are beyond the file). The CLI binary
+ * (path from $SR_CLI, default build/swapread) runs under posix_spawn with
+ * its stdout and stderr captured. Expected GPAs, entries and bytes come
+ * from the kit (sr_kit_get_entry, sr_kit_entry_gpa, sr_kit_pattern) and
+ * from the layout chosen here, never from earlier runs of the CLI.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <swapread/kit.h>
+#include <swapread/regions.h>
+
+#define MIB (UINT64_C(1) << 20)
+#define SEED 7
+/* Physical layout: RAM [0, 32M), hole [32M, 64M), RAM [64M, 72M). */
+#define SEG1_GPA (64 * MIB)
+#define SEG1_LEN (8 * MIB)
+#define HOLE_GPA (40 * MIB)
+#define CUT (64 * UINT64_C(1024)) /* cut off the ELF core's end */
+#define BEYOND_GPA (SEG1_GPA + SEG1_LEN - SR_PAGE_4K)
+#define SEGMENTS_ARG "0:32M:0,64M:8M:32M"
+
+/* The address space: 8 pages at VA_BASE, one 2M page at VA_BIG. */
+#define VA_BASE UINT64_C(0x7f0000000000)
+#define VA_BIG UINT64_C(0x7f0000200000)
+#define PAGE(i) (VA_BASE + (uint64_t)(i)*SR_PAGE_4K)
+enum {
+  P_DATA0 = 0, /* present, pattern */
+  P_DATA1 = 1, /* present, pattern */
+  P_SWAP = 2,  /* linux swap type SWAP_TYPE offset SWAP_OFF */
+  P_PROTNONE = 3,
+  P_HOLE = 4,   /* frame in the hole */
+  P_BEYOND = 5, /* frame past the end of the ELF core */
+  P_DATA6 = 6,  /* present, pattern */
+  P_NONE = 7,   /* never mapped: empty PTE */
+  NPAGES = 8
+};
+#define SWAP_TYPE 3
+#define SWAP_OFF 0x77
+
+typedef struct fixture_s {
+  char dir[192];
+  char raw[256]; /* the kit's file (segments layout) */
+  char elf[256]; /* truncated ELF core */
+  char out[256]; /* -o target */
+  char cr3[24];
+  uint64_t cr3_value;
+  sr_kit_t* kit;
+} fixture_t;
+
+typedef struct run_s {
+  int status; /* exit code, or -1 if the CLI did not exit normally */
+  char* out;
+  size_t out_len; /* out may hold raw bytes (NUL-terminated anyway) */
+  char* err;
+} run_t;
+
+static const char* cli_path(void) {
+  const char* p = getenv("SR_CLI");
+  return p != NULL && p[0] != '\0' ? p : "build/swapread";
+}
+
+static char* hex(char* buf, size_t n, uint64_t v) {
+  snprintf(buf, n, "0x%" PRIx64, v);
+  return buf;
+}
+
+/* Reads both pipes to EOF (poll, so neither can fill up and block). */
+static void drain(int fd_out, int fd_err, char** out, size_t* out_len,
+                  char** err) {
+  struct pollfd p[2] = {{fd_out, POLLIN, 0}, {fd_err, POLLIN, 0}};
+  char** dst[2] = {out, err};
+  size_t len[2] = {0, 0};
+  size_t cap[2] = {4096, 4096};
+  int open_fds = 2;
+  int k;
+
+  for (k = 0; k < 2; k++) {
+    *dst[k] = malloc(cap[k]);
+    assert_non_null(*dst[k]);
+  }
+  while (open_fds > 0) {
+    int n = poll(p, 2, 10000);
+    assert_true(n > 0); /* a CLI run takes milliseconds */
+    for (k = 0; k < 2; k++) {
+      ssize_t got;
+      if (p[k].fd < 0 || p[k].revents == 0)
+        continue;
+      if (cap[k] - len[k] < 4097) {
+        cap[k] *= 2;
+        *dst[k] = realloc(*dst[k], cap[k]);
+        assert_non_null(*dst[k]);
+      }
+      got = read(p[k].fd, *dst[k] + len[k], cap[k] - len[k] - 1);
+      if (got < 0 && errno == EINTR)
+        continue;
+      if (got <= 0) {
+        p[k].fd = -1;
+        open_fds--;
+        continue;
+      }
+      len[k] += (size_t)got;
+    }
+  }
+  (*out)[len[0]] = '\0';
+  *out_len = len[0];
+  (*err)[len[1]] = '\0';
+}
+
+/* Runs the CLI with the NULL-terminated arguments after argv[0]. */
+static void run_cli(run_t* r, const char* arg, ...) {
+  const char* argv[48];
+  int po[2], pe[2];
+  posix_spawn_file_actions_t fa;
+  pid_t pid;
+  int n = 0;
+  int st;
+  va_list ap;
+
+  argv[n++] = cli_path();
+  va_start(ap, arg);
+  for (; arg != NULL; arg = va_arg(ap, const char*)) {
+    assert_true(n < 47);
+    argv[n++] = arg;
+  }
+  va_end(ap);
+  argv[n] = NULL;
+
+  if (access(argv[0], X_OK) != 0)
+    fail_msg(
+        "the CLI '%s' is not executable (set SR_CLI to the built "
+        "swapread binary, e.g. SR_CLI=$PWD/build/swapread)",
+        argv[0]);
+  assert_int_equal(pipe2(po, O_CLOEXEC), 0);
+  assert_int_equal(pipe2(pe, O_CLOEXEC), 0);
+  assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+  assert_int_equal(posix_spawn_file_actions_adddup2(&fa, po[1], 1), 0);
+  assert_int_equal(posix_spawn_file_actions_adddup2(&fa, pe[1], 2), 0);
+  assert_int_equal(posix_spawn(&pid, argv[0], &fa, NULL, (char**)argv, environ),
+                   0);
+  posix_spawn_file_actions_destroy(&fa);
+  close(po[1]);
+  close(pe[1]);
+  drain(po[0], pe[0], &r->out, &r->out_len, &r->err);
+  close(po[0]);
+  close(pe[0]);
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void run_free(run_t* r) {
+  free(r->out);
+  free(r->err);
+}
+
+/* The flat JSON object in `json` that starts with `"va":"<va>"`, copied
+ * into buf (up to its closing brace); fails the test when absent. */
+static const char* json_item(const char* json, uint64_t va, char* buf,
+                             size_t n) {
+  char key[64];
+  const char* p;
+  const char* end;
+  snprintf(key, sizeof(key), "{\"va\":\"0x%" PRIx64 "\"", va);
+  p = strstr(json, key);
+  if (p == NULL)
+    fail_msg("no JSON object for va 0x%" PRIx64 " in: %s", va, json);
+  end = strchr(p, '}');
+  assert_non_null(end);
+  assert_true((size_t)(end - p) < n);
+  memcpy(buf, p, (size_t)(end - p));
+  buf[end - p] = '\0';
+  return buf;
+}
+
+static void assert_contains(const char* hay, const char* needle) {
+  if (strstr(hay, needle) == NULL)
+    fail_msg("expected \"%s\" in: %s", needle, hay);
+}
+
+static void assert_pattern(const unsigned char* p, uint64_t va, size_t n,
+                           uint64_t seed) {
+  size_t k;
+  for (k = 0; k < n; k++)
+    if (p[k] != sr_kit_pattern(seed, va + k))
+      fail_msg("byte at va 0x%" PRIx64 " is 0x%02x, expected 0x%02x", va + k,
+               p[k], sr_kit_pattern(seed, va + k));
+}
+
+static unsigned char* slurp(const char* path, size_t* len) {
+  struct stat st;
+  unsigned char* buf;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  assert_true(fd >= 0);
+  assert_int_equal(fstat(fd, &st), 0);
+  buf = malloc((size_t)st.st_size + 1);
+  assert_non_null(buf);
+  assert_int_equal(read(fd, buf, (size_t)st.st_size), st.st_size);
+  close(fd);
+  *len = (size_t)st.st_size;
+  return buf;
+}
+
+static void build_space(fixture_t* f) {
+  const uint32_t rw = SR_PROT_W | SR_PROT_U | SR_PROT_NX;
+  sr_kit_t* kit = f->kit;
+  sr_pte_info_t info;
+  uint64_t cr3;
+
+  assert_int_equal(sr_kit_new_space(kit, SR_PAGING_4LEVEL, &cr3), 0);
+  f->cr3_value = cr3;
+  hex(f->cr3, sizeof(f->cr3), cr3);
+  assert_int_equal(
+      sr_kit_map(kit, cr3, PAGE(0), 4 * SR_PAGE_4K, SR_PAGE_4K, rw), 0);
+  assert_int_equal(sr_kit_fill(kit, cr3, PAGE(0), 4 * SR_PAGE_4K, SEED), 0);
+  assert_int_equal(
+      sr_kit_map(kit, cr3, PAGE(P_DATA6), SR_PAGE_4K, SR_PAGE_4K, rw), 0);
+  assert_int_equal(sr_kit_fill(kit, cr3, PAGE(P_DATA6), SR_PAGE_4K, SEED), 0);
+  assert_int_equal(sr_kit_map_gpa(kit, cr3, PAGE(P_HOLE), SR_PAGE_4K, HOLE_GPA,
+                                  SR_PAGE_4K, rw),
+                   0);
+  assert_int_equal(sr_kit_map_gpa(kit, cr3, PAGE(P_BEYOND), SR_PAGE_4K,
+                                  BEYOND_GPA, SR_PAGE_4K, rw),
+                   0);
+  memset(&info, 0, sizeof(info));
+  info.kind = SR_PTE_LINUX_SWAP;
+  info.swap_type = SWAP_TYPE;
+  info.swap_offset = SWAP_OFF;
+  assert_int_equal(sr_kit_page_out(kit, cr3, PAGE(P_SWAP), 1, &info), 0);
+  memset(&info, 0, sizeof(info));
+  info.kind = SR_PTE_LINUX_PROTNONE;
+  assert_int_equal(sr_kit_page_out(kit, cr3, PAGE(P_PROTNONE), 1, &info), 0);
+  assert_int_equal(sr_kit_map(kit, cr3, VA_BIG, SR_PAGE_2M, SR_PAGE_2M, rw), 0);
+  assert_int_equal(sr_kit_fill(kit, cr3, VA_BIG, SR_PAGE_2M, SEED), 0);
+}
+
+static int setup(void** state) {
+  static const sr_segment_t seg[2] = {{0, 32 * MIB, 0},
+                                      {SEG1_GPA, SEG1_LEN, 32 * MIB}};
+  fixture_t* f = calloc(1, sizeof(*f));
+  sr_kit_opts_t opts;
+  struct stat st;
+
+  if (f == NULL)
+    return -1;
+  {
+    const char* tmp = getenv("TMPDIR");
+
+    if (tmp == NULL || tmp[0] == '\0' || strlen(tmp) > 150)
+      tmp = "/tmp";
+    snprintf(f->dir, sizeof(f->dir), "%s/sr-cli-XXXXXX", tmp);
+    if (mkdtemp(f->dir) == NULL) {
+      free(f);
+      return -1;
+    }
+  }
+  snprintf(f->raw, sizeof(f->raw), "%s/raw.img", f->dir);
+  snprintf(f->elf, sizeof(f->elf), "%s/core.elf", f->dir);
+  snprintf(f->out, sizeof(f->out), "%s/out.bin", f->dir);
+  memset(&opts, 0, sizeof(opts));
+  opts.path = f->raw;
+  opts.seg = seg;
+  opts.nseg = 2;
+  *state = f;
+  if (sr_kit_create(&f->kit, &opts) != 0)
+    return -1;
+  build_space(f);
+  /* A truncated dump: the last CUT bytes of the last PT_LOAD are gone. */
+  if (sr_kit_write_elf(f->kit, f->elf) != 0 || stat(f->elf, &st) != 0 ||
+      truncate(f->elf, st.st_size - (off_t)CUT) != 0)
+    return -1;
+  return 0;
+}
+
+static void remove_in_dir(const char* dir, const char* name) {
+  char path[300];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  unlink(path);
+}
+
+static int teardown(void** state) {
+  fixture_t* f = *state;
+  if (f == NULL)
+    return 0;
+  sr_kit_destroy(f->kit);
+  unlink(f->raw);
+  unlink(f->elf);
+  unlink(f->out);
+  remove_in_dir(f->dir, "demo.elf"); /* left by a test that failed */
+  remove_in_dir(f->dir, "la57.img");
+  rmdir(f->dir);
+  free(f);
+  return 0;
+}
+
+/* The kit's leaf entry for va: the GPA the CLI must print. */
+static uint64_t kit_gpa(const fixture_t* f, uint64_t va) {
+  uint64_t e;
+  assert_int_equal(sr_kit_get_entry(f->kit, f->cr3_value, va, 1, &e), 0);
+  assert_true(e & 1);
+  return (e & UINT64_C(0x000ffffffffff000)) | (va & 0xfff);
+}
+
+static void test_cli_translate_shows_kit_walk(void** state) {
+  fixture_t* f = *state;
+  uint64_t va = PAGE(P_DATA1) + 0x123;
+  char va_s[24], want[64];
+  run_t r;
+  int level;
+
+  run_cli(&r, "translate", f->elf, "--cr3", f->cr3, hex(va_s, sizeof(va_s), va),
+          NULL);
+  assert_int_equal(r.status, 0);
+  snprintf(want, sizeof(want), "gpa 0x%" PRIx64 " ", kit_gpa(f, va));
+  assert_contains(r.out, want);
+  for (level = 4; level >= 1; level--) {
+    uint64_t e, egpa;
+    assert_int_equal(sr_kit_get_entry(f->kit, f->cr3_value, va, level, &e), 0);
+    assert_int_equal(sr_kit_entry_gpa(f->kit, f->cr3_value, va, level, &egpa),
+                     0);
+    snprintf(want, sizeof(want), "entry@0x%016" PRIx64 " = 0x%016" PRIx64, egpa,
+             e);
+    assert_contains(r.out, want);
+  }
+  assert_string_equal(r.err, "");
+  run_free(&r);
+}
+
+static void test_cli_translate_json_gpa_and_stop(void** state) {
+  fixture_t* f = *state;
+  char a[24], b[24], want[96], item[2048];
+  uint64_t egpa;
+  run_t r;
+
+  run_cli(&r, "translate", f->elf, "--cr3", f->cr3, "--json",
+          hex(a, sizeof(a), PAGE(P_DATA0)), hex(b, sizeof(b), PAGE(P_SWAP)),
+          NULL);
+  assert_int_equal(r.status, 1); /* one VA did not translate */
+  snprintf(want, sizeof(want), "\"gpa\":\"0x%" PRIx64 "\"",
+           kit_gpa(f, PAGE(P_DATA0)));
+  assert_contains(r.out, want);
+  /* The second line is the swapped page's walk. */
+  assert_non_null(strchr(r.out, '\n'));
+  snprintf(item, sizeof(item), "%s", strchr(r.out, '\n') + 1);
+  assert_contains(item, "\"status\":\"ENOTPRESENT\"");
+  assert_contains(item, "\"kind\":\"linux-swap\"");
+  snprintf(want, sizeof(want), "\"swap_type\":%d,\"swap_offset\":%d", SWAP_TYPE,
+           SWAP_OFF);
+  assert_contains(item, want);
+  assert_int_equal(
+      sr_kit_entry_gpa(f->kit, f->cr3_value, PAGE(P_SWAP), 1, &egpa), 0);
+  snprintf(want, sizeof(want), "\"entry_gpa\":\"0x%" PRIx64 "\"", egpa);
+  assert_contains(item, want);
+  run_free(&r);
+}
+
+static void test_cli_read_present_bytes_to_file(void** state) {
+  fixture_t* f = *state;
+  uint64_t va = PAGE(P_DATA0) + 5;
+  size_t len = SR_PAGE_4K + 100; /* partial first and last chunks */
+  char va_s[24], len_s[24];
+  unsigned char* got;
+  size_t got_len;
+  run_t r;
+
+  snprintf(len_s, sizeof(len_s), "%zu", len);
+  run_cli(&r, "read", f->elf, "--cr3", f->cr3, hex(va_s, sizeof(va_s), va),
+          len_s, "-o", f->out, NULL);
+  assert_int_equal(r.status, 0);
+  assert_string_equal(r.out, "");
+  got = slurp(f->out, &got_len);
+  assert_int_equal(got_len, len);
+  assert_pattern(got, va, len, SEED);
+  free(got);
+  run_free(&r);
+
+  /* The same through the 2M page, crossing 4K chunk boundaries. */
+  run_cli(&r, "read", f->elf, "--cr3", f->cr3,
+          hex(va_s, sizeof(va_s), VA_BIG + 0x1fe800), "0x1000", "--raw", NULL);
+  assert_int_equal(r.status, 0);
+  assert_int_equal(r.out_len, 0x1000);
+  assert_pattern((const unsigned char*)r.out, VA_BIG + 0x1fe800, 0x1000, SEED);
+  run_free(&r);
+}
+
+static void test_cli_read_json_lists_missing(void** state) {
+  static const struct {
+    int page;
+    const char* status;
+    const char* kind;
+  } want[] = {
+      {P_SWAP, "ENOTPRESENT", "linux-swap"},
+      {P_PROTNONE, "ENOTPRESENT", "linux-protnone"},
+      {P_HOLE, "EHOLE", "hole"},
+      {P_BEYOND, "EBEYOND", "beyond"},
+      {P_NONE, "ENOTPRESENT", "none"},
+  };
+  fixture_t* f = *state;
+  char va_s[24], len_s[24], s[128], item[2048];
+  unsigned char* got;
+  size_t got_len;
+  size_t k;
+  int page;
+  run_t r;
+
+  snprintf(len_s, sizeof(len_s), "%d", NPAGES * 4096);
+  run_cli(&r, "read", f->elf, "--cr3", f->cr3, "--json",
+          hex(va_s, sizeof(va_s), VA_BASE), len_s, "-o", f->out, NULL);
+  assert_int_equal(r.status, 1);
+  assert_contains(r.out, "\"complete\":false");
+  snprintf(s, sizeof(s), "\"bytes_missing\":%zu",
+           sizeof(want) / sizeof(want[0]) * 4096);
+  assert_contains(r.out, s);
+  for (k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+    uint64_t egpa;
+    json_item(r.out, PAGE(want[k].page), item, sizeof(item));
+    snprintf(s, sizeof(s), "\"status\":\"%s\"", want[k].status);
+    assert_contains(item, s);
+    snprintf(s, sizeof(s), "\"kind\":\"%s\"", want[k].kind);
+    assert_contains(item, s);
+    assert_contains(item, "\"len\":4096");
+    assert_contains(item, "\"level\":1");
+    assert_int_equal(
+        sr_kit_entry_gpa(f->kit, f->cr3_value, PAGE(want[k].page), 1, &egpa),
+        0);
+    snprintf(s, sizeof(s), "\"entry_gpa\":\"0x%" PRIx64 "\"", egpa);
+    assert_contains(item, s);
+  }
+  json_item(r.out, PAGE(P_SWAP), item, sizeof(item));
+  snprintf(s, sizeof(s), "\"swap_type\":%d,\"swap_offset\":%d", SWAP_TYPE,
+           SWAP_OFF);
+  assert_contains(item, s);
+  snprintf(s, sizeof(s), "{\"va\":\"0x%" PRIx64 "\"", PAGE(P_DATA1));
+  assert_null(strstr(r.out, s)); /* present pages are not listed */
+
+  /* Present pages carry the pattern, missing ones are zero-filled. */
+  got = slurp(f->out, &got_len);
+  assert_int_equal(got_len, NPAGES * 4096);
+  for (page = 0; page < NPAGES; page++) {
+    const unsigned char* p = got + page * 4096;
+    if (page == P_DATA0 || page == P_DATA1 || page == P_DATA6) {
+      assert_pattern(p, PAGE(page), 4096, SEED);
+    } else {
+      for (k = 0; k < 4096; k++)
+        assert_int_equal(p[k], 0);
+    }
+  }
+  free(got);
+  run_free(&r);
+}
+
+static void test_cli_read_text_reports_on_stderr(void** state) {
+  fixture_t* f = *state;
+  char va_s[24], want[64];
+  run_t r;
+
+  run_cli(&r, "read", f->elf, "--cr3", f->cr3,
+          hex(va_s, sizeof(va_s), PAGE(P_DATA1)), "0x2000", "--hexdump", NULL);
+  assert_int_equal(r.status, 1);
+  snprintf(want, sizeof(want), "missing 0x%" PRIx64 "-0x%" PRIx64, PAGE(P_SWAP),
+           PAGE(P_SWAP + 1));
+  assert_contains(r.err, want);
+  assert_contains(r.err, "linux-swap");
+  assert_contains(r.out, "??"); /* missing bytes in the hexdump */
+  run_free(&r);
+}
+
+static void test_cli_read_resident_reads_protnone(void** state) {
+  fixture_t* f = *state;
+  char va_s[24];
+  unsigned char* got;
+  size_t got_len;
+  run_t r;
+
+  run_cli(&r, "read", f->elf, "--cr3", f->cr3, "--resident",
+          hex(va_s, sizeof(va_s), PAGE(P_PROTNONE)), "4096", "-o", f->out,
+          NULL);
+  assert_int_equal(r.status, 0);
+  got = slurp(f->out, &got_len);
+  assert_int_equal(got_len, 4096);
+  assert_pattern(got, PAGE(P_PROTNONE), 4096, SEED);
+  free(got);
+  run_free(&r);
+}
+
+static void test_cli_segments_layout(void** state) {
+  fixture_t* f = *state;
+  char va_s[24], want[64], item[2048];
+  unsigned char* got;
+  size_t got_len;
+  run_t r;
+
+  /* The kit's own file is flat: the layout comes from --segments. */
+  run_cli(&r, "read", f->raw, "--cr3", f->cr3, "--segments", SEGMENTS_ARG,
+          hex(va_s, sizeof(va_s), PAGE(P_DATA6)), "4096", "-o", f->out, NULL);
+  assert_int_equal(r.status, 0);
+  got = slurp(f->out, &got_len);
+  assert_int_equal(got_len, 4096);
+  assert_pattern(got, PAGE(P_DATA6), 4096, SEED);
+  free(got);
+  run_free(&r);
+
+  run_cli(&r, "read", f->raw, "--cr3", f->cr3, "--segments=" SEGMENTS_ARG,
+          "--json", hex(va_s, sizeof(va_s), PAGE(P_HOLE)), "4096", NULL);
+  assert_int_equal(r.status, 1);
+  json_item(r.out, PAGE(P_HOLE), item, sizeof(item));
+  assert_contains(item, "\"kind\":\"hole\"");
+  snprintf(want, sizeof(want), "\"gpa\":\"0x%" PRIx64 "\"", (uint64_t)HOLE_GPA);
+  assert_contains(item, want);
+  run_free(&r);
+}
+
+static void test_cli_maps_json_lists_ranges(void** state) {
+  fixture_t* f = *state;
+  char lo[24], hi[24], want[96];
+  run_t r;
+
+  run_cli(&r, "maps", f->elf, "--cr3", f->cr3, "--json", "--lo",
+          hex(lo, sizeof(lo), VA_BASE), "--hi",
+          hex(hi, sizeof(hi), VA_BIG + SR_PAGE_2M), NULL);
+  assert_int_equal(r.status, 0);
+  assert_int_equal(r.out[0], '[');
+  assert_non_null(strstr(r.out, "]\n"));
+  snprintf(want, sizeof(want), "{\"lo\":\"0x%" PRIx64 "\"", VA_BASE);
+  assert_contains(r.out, want);
+  snprintf(want, sizeof(want),
+           "{\"lo\":\"0x%" PRIx64 "\",\"hi\":\"0x%" PRIx64 "\"", VA_BIG,
+           VA_BIG + SR_PAGE_2M);
+  assert_contains(r.out, want);
+  assert_contains(r.out, "\"page_sizes\":[2097152]");
+  assert_contains(r.out, "\"linux-swap\"");
+  run_free(&r);
+
+  /* Text: one line per region, the 2M page among them. */
+  run_cli(&r, "maps", f->elf, "--cr3", f->cr3, NULL);
+  assert_int_equal(r.status, 0);
+  snprintf(want, sizeof(want), "%016" PRIx64 "-%016" PRIx64, VA_BIG,
+           VA_BIG + SR_PAGE_2M);
+  assert_contains(r.out, want);
+  run_free(&r);
+}
+
+static void test_cli_usage_errors_exit_2(void** state) {
+  static const char* const bad[][8] = {
+      {"translate", "IMG", "--cr3", "0x1000", "--bogus", "0x1000", NULL},
+      {"translate", "IMG", "--cr3", "0x1000", NULL}, /* no VA */
+      {"translate", "IMG", "--cr3", "0xzz", "0x1000", NULL},
+      {"translate", "IMG", "0x1000", NULL},               /* no --cr3 */
+      {"read", "IMG", "--cr3", "0x1000", "0x1000", NULL}, /* no LEN */
+      {"read", "IMG", "--cr3", "0x1000", "0x1000", "12Q", NULL},
+      {"read", "IMG", "--cr3", "0x1000", "0x1000", "0", NULL},
+      {"read", "IMG", "--cr3", "99999999999999999999999", "0", "1", NULL},
+      {"maps", "IMG", "--cr3", NULL}, /* option without value */
+      {"maps", "IMG", "--cr3", "1", "--layout", "weird", NULL},
+      {"maps", "IMG", "--cr3", "1", "--ram-size", "1G", NULL},
+      {"maps", "IMG", "--cr3", "1", "--segments", "0:1M", NULL},
+      {"mkimage", NULL},
+      {"frobnicate", NULL},
+  };
+  fixture_t* f = *state;
+  size_t k;
+
+  for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+    const char* a[8];
+    run_t r;
+    int n;
+    for (n = 0; n < 8; n++)
+      a[n] = bad[k][n] != NULL && strcmp(bad[k][n], "IMG") == 0 ? f->elf
+                                                                : bad[k][n];
+    run_cli(&r, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], NULL);
+    if (r.status != 2)
+      fail_msg("case %zu (%s): exit %d, stderr: %s", k, a[0], r.status, r.err);
+    assert_int_equal(strncmp(r.err, "swapread: ", 10), 0);
+    assert_string_equal(r.out, "");
+    run_free(&r);
+  }
+  {
+    run_t r;
+    run_cli(&r, NULL);
+    assert_int_equal(r.status, 2);
+    run_free(&r);
+  }
+}
+
+static void test_cli_unreadable_image_exits_1(void** state) {
+  fixture_t* f = *state;
+  char missing[256];
+  run_t r;
+
+  snprintf(missing, sizeof(missing), "%s/no-such-image", f->dir);
+  run_cli(&r, "translate", missing, "--cr3", f->cr3, "0x1000", NULL);
+  assert_int_equal(r.status, 1);
+  assert_int_equal(strncmp(r.err, "swapread: ", 10), 0);
+  assert_contains(r.err, missing);
+  assert_contains(r.err, sr_strerror(SR_ENOENT));
+  run_free(&r);
+
+  run_cli(&r, "maps", f->dir, "--cr3", f->cr3, NULL); /* a directory */
+  assert_int_equal(r.status, 1);
+  assert_int_equal(strncmp(r.err, "swapread: ", 10), 0);
+  run_free(&r);
+
+  /* Segments that do not fit the file: a bad layout, not a usage error. */
+  run_cli(&r, "maps", f->raw, "--cr3", f->cr3, "--segments", "0:1T:0", NULL);
+  assert_int_equal(r.status, 1);
+  assert_contains(r.err, sr_strerror(SR_EBADLAYOUT));
+  run_free(&r);
+}
+
+static void test_cli_mkimage_image_is_usable(void** state) {
+  fixture_t* f = *state;
+  char path[256], cr3[32], va_s[24];
+  const char* p;
+  unsigned char* got;
+  size_t got_len;
+  uint64_t va = 0x400000; /* the spec: present 4K data, pattern seed 1 */
+  run_t r;
+
+  snprintf(path, sizeof(path), "%s/demo.elf", f->dir);
+  run_cli(&r, "mkimage", path, "--json", NULL);
+  assert_int_equal(r.status, 0);
+  p = strstr(r.out, "\"cr3\":\"");
+  assert_non_null(p);
+  p += 7;
+  assert_true(strcspn(p, "\"") < sizeof(cr3));
+  snprintf(cr3, sizeof(cr3), "%.*s", (int)strcspn(p, "\""), p);
+  assert_contains(r.out, "\"expect\":\"linux-swap\"");
+  assert_contains(r.out, "\"expect\":\"hole\"");
+  assert_contains(r.out, "\"expect\":\"beyond\"");
+  run_free(&r);
+
+  run_cli(&r, "read", path, "--cr3", cr3, hex(va_s, sizeof(va_s), va), "0x4000",
+          "-o", f->out, NULL);
+  assert_int_equal(r.status, 0);
+  got = slurp(f->out, &got_len);
+  assert_int_equal(got_len, 0x4000);
+  assert_pattern(got, va, got_len, 1);
+  free(got);
+  run_free(&r);
+
+  run_cli(&r, "translate", path, "--cr3", cr3, "0x400000", NULL);
+  assert_int_equal(r.status, 0);
+  run_free(&r);
+  unlink(path);
+}
+
+/* A 5-level space: a VA canonical only with LA57 translates with --la57
+ * and is rejected as non-canonical without it. */
+static void test_cli_la57_translate(void** state) {
+  const uint64_t va = UINT64_C(0x00ff000000001000);
+  fixture_t* f = *state;
+  sr_kit_opts_t opts;
+  sr_kit_t* kit;
+  char path[300], cr3_s[24], va_s[24], want[64];
+  uint64_t cr3, e;
+  run_t r;
+
+  snprintf(path, sizeof(path), "%s/la57.img", f->dir);
+  memset(&opts, 0, sizeof(opts));
+  opts.size = 16 * MIB;
+  opts.path = path;
+  assert_int_equal(sr_kit_create(&kit, &opts), 0);
+  assert_int_equal(sr_kit_new_space(kit, SR_PAGING_5LEVEL, &cr3), 0);
+  assert_int_equal(sr_kit_map(kit, cr3, va, SR_PAGE_4K, SR_PAGE_4K, 0), 0);
+  assert_int_equal(sr_kit_get_entry(kit, cr3, va, 1, &e), 0);
+  hex(cr3_s, sizeof(cr3_s), cr3);
+  hex(va_s, sizeof(va_s), va);
+
+  run_cli(&r, "translate", path, "--cr3", cr3_s, "--la57", "--json", va_s,
+          NULL);
+  assert_int_equal(r.status, 0);
+  snprintf(want, sizeof(want), "\"gpa\":\"0x%" PRIx64 "\"",
+           e & UINT64_C(0x000ffffffffff000));
+  assert_contains(r.out, want);
+  assert_contains(r.out, "\"name\":\"PML5\"");
+  assert_contains(r.out, "\"prot\":\"r-xk\"");
+  run_free(&r);
+
+  run_cli(&r, "translate", path, "--cr3", cr3_s, "--json", va_s, NULL);
+  assert_int_equal(r.status, 1);
+  assert_contains(r.out, "\"status\":\"ENONCANON\"");
+  run_free(&r);
+  sr_kit_destroy(kit);
+  unlink(path);
+}
+
+static void test_cli_help_and_version(void** state) {
+  run_t r;
+  (void)state;
+
+  run_cli(&r, "--version", NULL);
+  assert_int_equal(r.status, 0);
+  assert_contains(r.out, sr_version_string());
+  run_free(&r);
+  run_cli(&r, "help", "read", NULL);
+  assert_int_equal(r.status, 0);
+  assert_contains(r.out, "usage: swapread read");
+  run_free(&r);
+  run_cli(&r, "maps", "--help", NULL);
+  assert_int_equal(r.status, 0);
+  assert_contains(r.out, "usage: swapread maps");
+  run_free(&r);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      T(test_cli_translate_shows_kit_walk),
+      T(test_cli_translate_json_gpa_and_stop),
+      T(test_cli_read_present_bytes_to_file),
+      T(test_cli_read_json_lists_missing),
+      T(test_cli_read_text_reports_on_stderr),
+      T(test_cli_read_resident_reads_protnone),
+      T(test_cli_segments_layout),
+      T(test_cli_maps_json_lists_ranges),
+      T(test_cli_usage_errors_exit_2),
+      T(test_cli_unreadable_image_exits_1),
+      T(test_cli_mkimage_image_is_usable),
+      T(test_cli_la57_translate),
+      cmocka_unit_test(test_cli_help_and_version),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
