@@ -75,8 +75,14 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(B)/obj/%.o)
 
+# Benchmarks: one program per tests/bench/bench_<scenario>.c, linked with the
+# static library and the bench support object (no cmocka).
+BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
+BENCH_SUPPORT_OBJ := $(B)/obj/tests/bench/bench.o
+
 .PHONY: all lib cli check tests demo deps install uninstall clean format \
-  lint help
+  lint help bench
 all: lib cli
 
 lib: $(STATIC_LIB) $(B)/libswapread.so
@@ -109,6 +115,11 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(TEST_SUPPORT_OBJ) $(STATIC_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(STATIC_LIB) \
 	  -lcmocka $(LIB_LIBS)
 
+$(B)/bench/%: $(B)/obj/tests/bench/%.o $(BENCH_SUPPORT_OBJ) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BENCH_SUPPORT_OBJ) $(STATIC_LIB) \
+	  $(LIB_LIBS)
+
 deps:
 	@[ -n "$(SR_NO_DEPS)" ] || sh .ci/deps.sh build-essential pkg-config \
 	  libcmocka-dev libuv1-dev
@@ -119,6 +130,10 @@ check: deps
 	@$(MAKE) --no-print-directory tests lib
 	@SR_CLI=$(CURDIR)/$(CLI) SR_SHLIB=$(CURDIR)/$(SHARED_LIB) SAN="$(SAN)" \
 	  sh tests/run-tests.sh $(TEST_BIN)
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BENCH_BIN)
+	@sh tests/bench/run.sh $(BENCH_BIN)
 
 demo: deps
 	@$(MAKE) --no-print-directory cli
@@ -179,6 +194,7 @@ help:
 	@echo '  all        static + shared library and the swapread CLI (default)'
 	@echo '  check      build and run the cmocka suites (installs deps as root)'
 	@echo '  demo       run the CLI on a built-in holey image'
+	@echo '  bench      build and run the benchmarks in tests/bench/'
 	@echo '  install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR): lib, headers, .pc, CLI'
 	@echo '  uninstall  remove what install put there'
 	@echo '  format     clang-format every source file'
@@ -189,7 +205,10 @@ help:
 	@echo '  WERROR=1               warnings are errors'
 	@echo '  O=dir                  build tree (default build/, build/san/)'
 	@echo '  SR_NO_DEPS=1           do not check or install Debian packages'
+	@echo '  BENCH_OUT=file         make bench: also append the table to file'
+	@echo '  BENCH_REPS=n           make bench: repetitions per figure (15)'
 	@echo '  CFLAGS, LDFLAGS, CC, PREFIX, DESTDIR'
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_SUPPORT_OBJ:.o=.d) \
-  $(TEST_SRC:tests/%.c=$(B)/obj/tests/%.d)
+  $(TEST_SRC:tests/%.c=$(B)/obj/tests/%.d) \
+  $(BENCH_SRC:%.c=$(B)/obj/%.d) $(BENCH_SUPPORT_OBJ:.o=.d)

@@ -7,5 +7,6 @@
 #include "swapread/translate.h"
 #include "swapread/regions.h"
 #include "swapread/kit.h"
+#include "swapread/swap.h"
 
 #endif /* SWAPREAD_H */
