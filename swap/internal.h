@@ -101,20 +101,36 @@ typedef struct sr__txn_s {
   int status; /* the status it completes with */
 } sr__txn_t;
 
-/* A watched entry: every pending chunk blocked by the entry at entry_gpa
- * hangs off one record. Records live in a pool (stable ids, free list);
- * the live ones are also listed densely in swap->live for the poll scan. */
+/* A watched entry. Records form a forest that follows the walks: the
+ * record of an entry at level L hangs under the record of the entry at
+ * level L + 1 that pointed at the table holding it (its parent), up to a
+ * top-level entry (parent SR__NIL). A record is keyed by (entry_gpa,
+ * parent), so a table reached along two paths (a kernel table shared by
+ * two address spaces, a self-map) is watched once per path. Pending
+ * chunks hang off the record of the entry that blocks them (waiters);
+ * parents are shared by all their children. A record lives while it has
+ * a waiter or a child (or a poll is processing it). Records live in a
+ * pool (stable ids, free list); the live ones are also listed densely in
+ * swap->live for the poll scan. */
 typedef struct sr__rec_s {
   uint64_t entry_gpa;
-  uint64_t last_value; /* free: unused */
-  uint32_t whead;      /* waiters (doubly linked); free: next free record */
-  uint32_t pos;        /* index in swap->live; SR__NIL when free */
-  uint32_t cnext;      /* next changed record of its level (poll only) */
-  uint32_t mark;       /* poll_seq when queued as changed */
+  uint64_t last_value;   /* free: unused */
+  uint32_t whead;        /* waiters (doubly linked); free: next free record */
+  uint32_t parent;       /* record of the entry above; SR__NIL at the top */
+  uint32_t child;        /* first child record */
+  uint32_t sprev, snext; /* siblings: the other children of parent */
+  uint32_t pos;          /* index in swap->live; SR__NIL when free */
+  uint32_t cnext;        /* next changed record of its level (poll only) */
   uint8_t level;
-  uint8_t force; /* re-walk at the next poll whatever the value */
-  uint8_t busy;  /* being processed: not deleted when emptied */
+  uint8_t flags; /* SR__REC_* */
 } sr__rec_t;
+
+enum {
+  SR__REC_FORCE = 1u << 0,  /* re-walk everything under it at the next poll */
+  SR__REC_MOVED = 1u << 1,  /* changed so that its subtree must be re-walked */
+  SR__REC_QUEUED = 1u << 2, /* on a changed list of the running poll */
+  SR__REC_BUSY = 1u << 3    /* being processed: not deleted when emptied */
+};
 
 /* A run of consecutive pending chunks [lo, hi] of one transaction blocked
  * by one record. In the record's list (prev/next) and the txn's (tprev/
@@ -175,7 +191,6 @@ struct sr_swap_s {
   uint32_t nlive_rec, live_cap;
   sr__htab_t watch; /* entry_gpa -> record id */
   uint32_t cursor;  /* next position in live[] for the poll scan */
-  uint32_t poll_seq;
   sr__waiter_t* w;
   uint32_t w_cap, w_free, w_n;
 
@@ -245,8 +260,10 @@ int sr__txn_walk(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
 
 /* watch.c */
 int sr__watch_file(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
-                   uint64_t entry_gpa, uint64_t value, int level, bool force);
-uint32_t sr__watch_find(const sr_swap_t* swap, uint64_t entry_gpa);
+                   const sr_translation_t* tr, int level, bool force);
+uint32_t sr__watch_find(const sr_swap_t* swap, uint64_t entry_gpa,
+                        uint32_t parent);
+bool sr__entry_moved(uint64_t old_value, uint64_t new_value);
 void sr__watch_unfile_txn(sr_swap_t* swap, sr__txn_t* t);
 void sr__waiter_unlink_rec(sr_swap_t* swap, uint32_t wid);
 void sr__waiter_unlink_txn(sr_swap_t* swap, uint32_t wid);

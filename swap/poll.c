@@ -2,37 +2,74 @@
  * done or due.
  *
  * Phase 1 (scan): at most poll_budget records, round-robin from a cursor
- * so every record is reached in turn; each costs one 8-byte load. A record
- * whose entry differs from the value last seen (or that was forced) is
- * queued on the list of its level. Phase 2 (process), highest level first
- * so that a chunk moving from a PDE to a PTE that also changed is handled
- * in the same poll: the record's waiters are detached and their chunks
- * re-walked (copied and accepted, re-filed under whatever blocks them now,
- * or failed with a permanent error); records created meanwhile are not
- * re-read in this poll. Phase 3: transactions past their deadline end with
- * SR_ETIMEDOUT (or SR_EPARTIAL). Everything that ended went to a local
- * list; phase 4 runs its callbacks. An idle poll (nothing changed, nothing
- * due) does one load per record scanned and nothing else. If memory runs
- * out while re-filing, the chunks stay under their old record, forced, and
- * the next poll tries again: a poll never loses a chunk.
+ * so every record is reached in turn; each costs one 8-byte load, parents
+ * as well as blocking entries. A record whose entry differs from the
+ * value last seen (or that was forced, or could not be read) is queued on
+ * the list of its level; a parent that only gained A/D bits is updated
+ * and not queued. Phase 2 (process), highest level first: a queued
+ * record's waiters are detached and their chunks re-walked (copied and
+ * accepted, re-filed under whatever blocks them now, or failed with a
+ * permanent error); if the entry moved (or was forced or unreadable),
+ * the waiters of every record under it are re-walked too, and those
+ * records, queued or not, are not processed again in this poll. Records
+ * created meanwhile are not re-read in this poll. Phase 3: transactions
+ * past their deadline end with SR_ETIMEDOUT (or SR_EPARTIAL). Everything
+ * that ended went to a local list; phase 4 runs its callbacks. An idle
+ * poll (nothing changed, nothing due) does one load per record scanned
+ * and nothing else. If memory runs out while re-filing, the chunks stay
+ * under their old record, forced, and the next poll tries again: a poll
+ * never loses a chunk.
  */
 #include "internal.h"
 
-/* Re-walks the waiters of changed record rid; ended transactions go to
- * done. */
+/* Marks rid (and with tree, every record under it) busy and not queued,
+ * and moves their waiters onto *chain (linked through next), out of their
+ * transactions' lists. Recursion depth <= 5 (one per level). */
+static void detach(sr_swap_t* swap, uint32_t rid, bool tree, uint32_t* chain) {
+  sr__rec_t* r = &swap->rec[rid];
+  uint32_t wid, next, c;
+
+  r->flags =
+      (uint8_t)((r->flags & ~(SR__REC_FORCE | SR__REC_MOVED | SR__REC_QUEUED)) |
+                SR__REC_BUSY);
+  for (wid = r->whead; wid != SR__NIL; wid = next) {
+    next = swap->w[wid].next;
+    sr__waiter_unlink_txn(swap, wid);
+    swap->w[wid].prev = SR__NIL;
+    swap->w[wid].next = *chain;
+    *chain = wid;
+  }
+  r->whead = SR__NIL;
+  if (tree)
+    for (c = r->child; c != SR__NIL; c = swap->rec[c].snext)
+      detach(swap, c, true, chain);
+}
+
+/* Undoes detach's busy marks bottom-up (including records filed under rid
+ * since) and deletes the records left empty. */
+static void release(sr_swap_t* swap, uint32_t rid, bool tree) {
+  uint32_t c, next;
+
+  if (tree) {
+    for (c = swap->rec[rid].child; c != SR__NIL; c = next) {
+      next = swap->rec[c].snext;
+      release(swap, c, true);
+    }
+  }
+  swap->rec[rid].flags &= (uint8_t)~SR__REC_BUSY;
+  sr__rec_delete_if_empty(swap, rid);
+}
+
+/* Re-walks the waiters of changed record rid (with tree: and of every
+ * record under it); ended transactions go to done. */
 static void process(sr_swap_t* swap, uint32_t rid, sr__list_t* done) {
-  uint32_t chain, wid, next, stop, slot;
+  uint32_t chain = SR__NIL;
+  uint32_t wid, next, stop, slot, home;
+  bool tree = (swap->rec[rid].flags & (SR__REC_FORCE | SR__REC_MOVED)) != 0;
   sr__txn_t* t;
   int rc;
 
-  swap->rec[rid].mark = 0;
-  swap->rec[rid].force = 0;
-  swap->rec[rid].busy = 1;
-  chain = swap->rec[rid].whead;
-  swap->rec[rid].whead = SR__NIL;
-  for (wid = chain; wid != SR__NIL; wid = swap->w[wid].next)
-    sr__waiter_unlink_txn(swap, wid);
-
+  detach(swap, rid, tree, &chain);
   for (wid = chain; wid != SR__NIL; wid = next) {
     next = swap->w[wid].next;
     slot = swap->w[wid].txn;
@@ -44,10 +81,12 @@ static void process(sr_swap_t* swap, uint32_t rid, sr__list_t* done) {
     }
     rc = sr__txn_walk(swap, t, swap->w[wid].lo, swap->w[wid].hi, &stop);
     if (rc == SR_ENOMEM) {
-      /* Keep what is left under this record; retry next poll. */
+      /* Keep what is left under its record (busy, so still there);
+       * retry next poll. */
+      home = swap->w[wid].rec;
       swap->w[wid].lo = stop;
-      sr__waiter_link(swap, wid, rid, slot);
-      swap->rec[rid].force = 1;
+      sr__waiter_link(swap, wid, home, slot);
+      swap->rec[home].flags |= SR__REC_FORCE;
       continue;
     }
     sr__waiter_put(swap, wid);
@@ -56,14 +95,13 @@ static void process(sr_swap_t* swap, uint32_t rid, sr__list_t* done) {
     else if (t->npending == 0)
       sr__txn_finish_work(swap, slot, 0, done);
   }
-  swap->rec[rid].busy = 0;
-  sr__rec_delete_if_empty(swap, rid);
+  release(swap, rid, tree);
 }
 
 int sr_swap_poll(sr_swap_t* swap, uint64_t now_ns, uint64_t* next_ns) {
   sr__list_t done = {SR__NIL, SR__NIL};
   uint32_t heads[5] = {SR__NIL, SR__NIL, SR__NIL, SR__NIL, SR__NIL};
-  uint32_t n, budget, k, rid, next, slot, seq;
+  uint32_t n, budget, k, rid, next, slot;
   uint64_t value;
   sr__txn_t* t;
   int level, ncb;
@@ -75,9 +113,6 @@ int sr_swap_poll(sr_swap_t* swap, uint64_t now_ns, uint64_t* next_ns) {
   if (swap->depth > 0)
     return SR_EBUSY;
   swap->st.polls++;
-  seq = ++swap->poll_seq;
-  if (seq == 0)
-    seq = ++swap->poll_seq;
 
   /* 1: scan */
   n = swap->nlive_rec;
@@ -94,21 +129,27 @@ int sr_swap_poll(sr_swap_t* swap, uint64_t now_ns, uint64_t* next_ns) {
     swap->st.entries_reread++;
     if (sr_image_read(swap->image, r->entry_gpa, &value, sizeof(value), NULL) ==
         0) {
-      if (value == r->last_value && !r->force)
+      if (value == r->last_value && !(r->flags & SR__REC_FORCE))
         continue;
+      if (sr__entry_moved(r->last_value, value))
+        r->flags |= SR__REC_MOVED;
       r->last_value = value;
+      if (r->whead == SR__NIL && !(r->flags & (SR__REC_FORCE | SR__REC_MOVED)))
+        continue; /* a parent that only gained A/D bits */
+    } else {
+      r->flags |= SR__REC_MOVED; /* unreadable: the re-walks say why */
     }
-    /* changed, forced, or unreadable (the re-walk reports why) */
-    r->mark = seq;
+    r->flags |= SR__REC_QUEUED;
     r->cnext = heads[r->level - 1];
     heads[r->level - 1] = rid;
   }
 
-  /* 2: process, highest level first */
+  /* 2: process, highest level first; a record under one processed
+   * before is no longer queued */
   for (level = 5; level >= 1; level--) {
     for (rid = heads[level - 1]; rid != SR__NIL; rid = next) {
       next = swap->rec[rid].cnext;
-      if (swap->rec[rid].mark == seq && swap->rec[rid].pos != SR__NIL)
+      if (swap->rec[rid].flags & SR__REC_QUEUED)
         process(swap, rid, &done);
     }
   }

@@ -4,9 +4,10 @@
  * 4 KiB chunk is walked: a present chunk is copied straight into the
  * caller's buffer and accepted only if a second walk after the copy finds
  * the same leaf (same GPA, same leaf entry); a chunk blocked by a
- * non-present entry is filed in the watch index under that entry, together
- * with every following chunk the same entry blocks (one walk per blocked
- * 2 MiB or 1 GiB region, not per chunk). If all chunks are in, the read
+ * non-present entry is filed in the watch index under that entry (with
+ * the entries above it on the walk as its parents), together with every
+ * following chunk the same entry blocks (one walk per blocked 2 MiB or
+ * 1 GiB region, not per chunk). If all chunks are in, the read
  * completes synchronously; if some are missing it becomes PENDING; any
  * permanent failure (hole, beyond the file, bad entry) or SR_ENOMEM undoes
  * everything it filed: nothing queued, no callback, no dtor. Limits: at
@@ -75,8 +76,8 @@ int sr__txn_walk(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
     for (attempts = 0;;) {
       if (rc == SR_ENOTPRESENT) {
         last = blocked_last(t, &a, va, hi);
-        if (sr__watch_file(swap, t, i, last, a.fail_entry_gpa, a.fail_entry,
-                           a.stop_level, false) != 0)
+        assert(a.entry_gpa[a.stop_level - 1] == a.fail_entry_gpa);
+        if (sr__watch_file(swap, t, i, last, &a, a.stop_level, false) != 0)
           goto err_nomem;
         t->kinds |= 1u << a.pte.kind;
         next = last + 1;
@@ -100,8 +101,7 @@ int sr__txn_walk(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
       a = b;
       if (++attempts == SR__COPY_ATTEMPTS && rc == 0) {
         /* Still moving: watch the leaf and re-walk at the next poll. */
-        if (sr__watch_file(swap, t, i, i, a.entry_gpa[a.stop_level - 1],
-                           a.entry[a.stop_level - 1], a.stop_level, true) != 0)
+        if (sr__watch_file(swap, t, i, i, &a, a.stop_level, true) != 0)
           goto err_nomem;
         next = i + 1;
         break;

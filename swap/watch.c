@@ -1,103 +1,159 @@
 /* The watch index: pending chunks grouped by the paging-structure entry
- * that blocks them.
+ * that blocks them, and the entries above it on the walk.
  *
- * A record stands for one entry (its GPA, the value last seen, its level);
- * the chunks it blocks hang off it as waiters, each a run [lo, hi] of
- * consecutive chunks of one transaction, so a non-present PDE that blocks
- * 512 chunks of a read costs one waiter. Records are found by entry GPA in
- * an open-addressing hash and are also listed densely (swap->live) so that
- * a poll can scan them round-robin at one 8-byte load each. Records and
- * waiters live in pools with free lists and stable ids; a record is
- * deleted as soon as its last waiter leaves (unless a poll is processing
- * it). Filing reserves everything it needs before it changes anything, so
+ * A record stands for one entry (its GPA, the value last seen, its level)
+ * reached along one path: records form a forest in which the record of an
+ * entry hangs under the record of the entry that pointed at its table
+ * (the parent), up to a top-level entry, as in vmi-rs's page-table
+ * monitor. Filing a chunk finds or creates the whole path top-down, so a
+ * record is always younger than its parent and the links cannot form a
+ * cycle, even through a self-map. The chunks hang off the record of the
+ * blocking entry as waiters, each a run [lo, hi] of consecutive chunks of
+ * one transaction, so a non-present PDE that blocks 512 chunks of a read
+ * costs one waiter; a parent is shared by all its children (a PDE record
+ * by up to 512 PTE records). Records are found by (entry GPA, parent) in
+ * an open-addressing hash and are also listed densely (swap->live) so
+ * that a poll can scan them round-robin at one 8-byte load each, parents
+ * included. A record is deleted as soon as it has neither waiter nor
+ * child (unless a poll is processing it), and its parent may follow.
+ * Filing reserves everything it needs before it changes anything, so
  * SR_ENOMEM leaves the index as it was.
  */
 #include "internal.h"
 
-static uint64_t rec_hash(const sr_swap_t* swap, uint32_t rid) {
-  return sr__mix64(swap->rec[rid].entry_gpa);
+#define ENTRY_P UINT64_C(0x1)
+#define ENTRY_AD UINT64_C(0x60) /* accessed (bit 5), dirty (bit 6) */
+
+static uint64_t key_hash(uint64_t entry_gpa, uint32_t parent) {
+  return sr__mix64(entry_gpa ^ sr__mix64(parent));
 }
 
-/* The live record watching entry_gpa, or SR__NIL. */
-uint32_t sr__watch_find(const sr_swap_t* swap, uint64_t entry_gpa) {
+static uint64_t rec_hash(const sr_swap_t* swap, uint32_t rid) {
+  return key_hash(swap->rec[rid].entry_gpa, swap->rec[rid].parent);
+}
+
+/* Whether an entry that was old_value and is new_value may lead a walk
+ * elsewhere: any change, except the CPU setting A/D bits in an entry that
+ * stays present. */
+bool sr__entry_moved(uint64_t old_value, uint64_t new_value) {
+  if (old_value == new_value)
+    return false;
+  return !((old_value & new_value & ENTRY_P) &&
+           ((old_value ^ new_value) & ~ENTRY_AD) == 0);
+}
+
+/* The live record watching entry_gpa under parent, or SR__NIL. */
+uint32_t sr__watch_find(const sr_swap_t* swap, uint64_t entry_gpa,
+                        uint32_t parent) {
   const sr__htab_t* tab = &swap->watch;
   uint32_t i, id;
 
   if (tab->slot == NULL)
     return SR__NIL;
-  for (i = sr__htab_first(tab, sr__mix64(entry_gpa)); tab->slot[i] != 0;
+  for (i = sr__htab_first(tab, key_hash(entry_gpa, parent)); tab->slot[i] != 0;
        i = (i + 1) & tab->mask) {
     id = tab->slot[i] - 1;
-    if (swap->rec[id].entry_gpa == entry_gpa)
+    if (swap->rec[id].entry_gpa == entry_gpa && swap->rec[id].parent == parent)
       return id;
   }
   return SR__NIL;
 }
 
-/* Creates an empty record; 0 or SR_ENOMEM (nothing changed but capacity).
- * cnext is left alone: a poll may still be walking a list through it. */
-static int rec_new(sr_swap_t* swap, uint64_t entry_gpa, uint64_t value,
-                   int level, uint32_t* out) {
+/* Room for k more records (pool, dense list, hash): 0 or SR_ENOMEM
+ * (nothing changed but capacity). Every pool element that is not live is
+ * on the free list. */
+static int rec_reserve(sr_swap_t* swap, uint32_t k) {
   uint32_t old_cap = swap->rec_cap;
-  uint32_t rid, i;
+  uint64_t need = (uint64_t)swap->nlive_rec + k;
+  uint32_t i;
+
+  if (need >= SR__NIL)
+    return SR_ENOMEM;
+  if (sr__htab_reserve(swap, &swap->watch, k, rec_hash) != 0)
+    return SR_ENOMEM;
+  if (sr__array_grow(swap, (void**)&swap->live, &swap->live_cap, (uint32_t)need,
+                     sizeof(uint32_t)) != 0)
+    return SR_ENOMEM;
+  if (sr__array_grow(swap, (void**)&swap->rec, &swap->rec_cap, (uint32_t)need,
+                     sizeof(sr__rec_t)) != 0)
+    return SR_ENOMEM;
+  for (i = swap->rec_cap; i-- > old_cap;) {
+    swap->rec[i].pos = SR__NIL;
+    swap->rec[i].cnext = SR__NIL;
+    swap->rec[i].flags = 0;
+    swap->rec[i].whead = swap->rec_free;
+    swap->rec_free = i;
+  }
+  return 0;
+}
+
+/* Creates an empty record under parent (room reserved) and returns it.
+ * cnext is left alone: a poll may still be walking a list through it. */
+static uint32_t rec_new(sr_swap_t* swap, uint64_t entry_gpa, uint64_t value,
+                        int level, uint32_t parent) {
+  uint32_t rid = swap->rec_free;
   sr__rec_t* r;
 
-  if (sr__htab_reserve(swap, &swap->watch, 1, rec_hash) != 0)
-    return SR_ENOMEM;
-  if (sr__array_grow(swap, (void**)&swap->live, &swap->live_cap,
-                     swap->nlive_rec + 1, sizeof(uint32_t)) != 0)
-    return SR_ENOMEM;
-  if (swap->rec_free == SR__NIL) {
-    if (sr__array_grow(swap, (void**)&swap->rec, &swap->rec_cap, old_cap + 1,
-                       sizeof(sr__rec_t)) != 0)
-      return SR_ENOMEM;
-    for (i = swap->rec_cap; i-- > old_cap;) {
-      swap->rec[i].pos = SR__NIL;
-      swap->rec[i].cnext = SR__NIL;
-      swap->rec[i].mark = 0;
-      swap->rec[i].whead = swap->rec_free;
-      swap->rec_free = i;
-    }
-  }
-  rid = swap->rec_free;
+  assert(rid != SR__NIL && swap->nlive_rec < swap->live_cap);
   r = &swap->rec[rid];
   assert(r->pos == SR__NIL);
   swap->rec_free = r->whead;
   r->entry_gpa = entry_gpa;
   r->last_value = value;
   r->whead = SR__NIL;
-  r->mark = 0;
+  r->parent = parent;
+  r->child = SR__NIL;
+  r->sprev = SR__NIL;
+  r->snext = SR__NIL;
   r->level = (uint8_t)level;
-  r->force = 0;
-  r->busy = 0;
+  r->flags = 0;
+  if (parent != SR__NIL) {
+    r->snext = swap->rec[parent].child;
+    if (r->snext != SR__NIL)
+      swap->rec[r->snext].sprev = rid;
+    swap->rec[parent].child = rid;
+  }
   r->pos = swap->nlive_rec;
   swap->live[swap->nlive_rec++] = rid;
   sr__htab_insert(&swap->watch, rec_hash(swap, rid), rid);
-  *out = rid;
-  return 0;
+  return rid;
 }
 
 static void rec_delete(sr_swap_t* swap, uint32_t rid) {
   sr__rec_t* r = &swap->rec[rid];
   uint32_t moved;
 
-  assert(r->pos != SR__NIL && r->whead == SR__NIL && !r->busy);
+  assert(r->pos != SR__NIL && r->whead == SR__NIL && r->child == SR__NIL);
+  assert(!(r->flags & SR__REC_BUSY));
   sr__htab_remove(swap, &swap->watch, rec_hash(swap, rid), rid, rec_hash);
   moved = swap->live[--swap->nlive_rec];
   swap->live[r->pos] = moved;
   swap->rec[moved].pos = r->pos;
+  if (r->sprev != SR__NIL)
+    swap->rec[r->sprev].snext = r->snext;
+  else if (r->parent != SR__NIL)
+    swap->rec[r->parent].child = r->snext;
+  if (r->snext != SR__NIL)
+    swap->rec[r->snext].sprev = r->sprev;
   r->pos = SR__NIL;
-  r->mark = 0;
+  r->flags = 0;
   r->whead = swap->rec_free;
   swap->rec_free = rid;
 }
 
-/* Deletes rid if no waiter is left and no poll is processing it. */
+/* Deletes rid if it has no waiter, no child and no poll is processing
+ * it; then its parent, under the same rule, and so on up. */
 void sr__rec_delete_if_empty(sr_swap_t* swap, uint32_t rid) {
-  sr__rec_t* r = &swap->rec[rid];
+  uint32_t parent;
 
-  if (r->whead == SR__NIL && !r->busy)
+  while (rid != SR__NIL) {
+    const sr__rec_t* r = &swap->rec[rid];
+    if (r->whead != SR__NIL || r->child != SR__NIL || (r->flags & SR__REC_BUSY))
+      return;
+    parent = r->parent;
     rec_delete(swap, rid);
+    rid = parent;
+  }
 }
 
 /* Links free waiter wid at the head of record rid's and txn slot's lists. */
@@ -172,30 +228,50 @@ static int waiter_reserve(sr_swap_t* swap) {
 }
 
 /* Files chunks [lo, hi] of work txn t (all missing, not filed) under the
- * entry at entry_gpa whose value is `value`: the same record for the same
- * GPA; extends t's newest waiter when it is the run just before lo under
- * the same record. force: re-walk at the next poll whatever the value.
+ * entry at `level` of walk tr (which stopped there, or, with force, found
+ * that leaf still moving), with the entries above it on the walk as its
+ * parents. Extends t's newest waiter when it is the run just before lo
+ * under the same record. A record found with a value other than the walk
+ * saw is forced (re-walked with everything under it at the next poll):
+ * the entry moved since the record last looked, maybe and back (ABA).
  * 0 or SR_ENOMEM (nothing changed). */
 int sr__watch_file(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
-                   uint64_t entry_gpa, uint64_t value, int level, bool force) {
+                   const sr_translation_t* tr, int level, bool force) {
+  uint32_t path[5];
+  uint32_t parent = SR__NIL;
   uint32_t rid, wid;
   sr__waiter_t* w;
+  sr__rec_t* r;
+  int top = tr->top_level;
+  int l, found;
 
-  assert(lo <= hi && hi < t->nchunks && level >= 1 && level <= 5);
+  assert(lo <= hi && hi < t->nchunks && level >= 1 && level <= top);
+  assert(top == 4 || top == 5);
   assert(t->role != SR__ROLE_FOLLOWER);
   if (waiter_reserve(swap) != 0)
     return SR_ENOMEM;
-  rid = sr__watch_find(swap, entry_gpa);
-  if (rid == SR__NIL) {
-    if (rec_new(swap, entry_gpa, value, level, &rid) != 0)
-      return SR_ENOMEM;
-  } else if (swap->rec[rid].last_value != value) {
-    /* The entry moved since the record last looked: re-walk everything
-     * it blocks at the next poll (also catches a change back, ABA). */
-    swap->rec[rid].force = 1;
+  for (l = top; l >= level; l--) {
+    rid = sr__watch_find(swap, tr->entry_gpa[l - 1], parent);
+    if (rid == SR__NIL)
+      break;
+    assert(swap->rec[rid].level == l);
+    path[l - 1] = parent = rid;
   }
+  found = l; /* levels above found were there already */
+  if (l >= level && rec_reserve(swap, (uint32_t)(l - level + 1)) != 0)
+    return SR_ENOMEM;
+  for (; l >= level; l--)
+    path[l - 1] = parent =
+        rec_new(swap, tr->entry_gpa[l - 1], tr->entry[l - 1], l, parent);
+  for (l = top; l > found; l--) {
+    r = &swap->rec[path[l - 1]];
+    if (r->last_value != tr->entry[l - 1] &&
+        (l == level || sr__entry_moved(r->last_value, tr->entry[l - 1])))
+      r->flags |= SR__REC_FORCE;
+  }
+  rid = path[level - 1];
   if (force)
-    swap->rec[rid].force = 1;
+    swap->rec[rid].flags |= SR__REC_FORCE;
   if (t->whead != SR__NIL) {
     w = &swap->w[t->whead];
     if (w->rec == rid && w->hi + 1 == lo) {

@@ -1,7 +1,11 @@
 /* sr_swap_poll: pages that come and go between polls, pages present only
  * while nobody polls, one non-present PDE blocking the chunks of several
  * reads, 4 KiB pages coming back inside a 2 MiB page and a 2 MiB page split
- * into 4 KiB pages with holes, reads across a 2 MiB boundary, the per-poll
+ * into 4 KiB pages with holes, reads across a 2 MiB boundary, parent
+ * entries replaced above a blocking entry (a PDE turned into a 2 MiB page
+ * or moved to another table, a PML4E moved) while the old tables keep
+ * their contents, the idle poll's loads (blocking entries plus distinct
+ * parents), the per-poll
  * budget (no starvation), and the next deadline. The guest is simulated by
  * kit edits between polls; expected bytes are the kit pattern of the seed
  * each page held while it was present.
@@ -192,12 +196,13 @@ static void test_poll_pde_blocks_512_chunks_of_three_reads(void** state) {
   st = swapfx_stats(fx);
   assert_int_equal(st.pending, 3);
   assert_int_equal(st.pending_chunks, 512);
-  assert_int_equal(st.watched_entries, 1);
+  assert_int_equal(st.watched_entries, 1 + 2); /* PDE; PDPTE, PML4E */
 
-  /* an idle poll costs one entry load, whatever the chunk count */
+  /* an idle poll costs one load per watched entry, whatever the chunk
+   * count */
   reread = st.entries_reread;
   assert_int_equal(swapfx_poll(fx, NULL), 0);
-  assert_int_equal(swapfx_stats(fx).entries_reread - reread, 1);
+  assert_int_equal(swapfx_stats(fx).entries_reread - reread, 1 + 2);
 
   assert_int_equal(swapfx_in(fx, fx->cr3, VA, 2), 0);
   fx->now += 5;
@@ -309,7 +314,8 @@ static void test_poll_2m_page_split_into_4k_with_holes(void** state) {
   assert_waiting(r);
   st = swapfx_stats(fx);
   assert_int_equal(st.pending_chunks, 2);
-  assert_int_equal(st.watched_entries, 2);
+  /* two PTEs of the new table; the PDE, PDPTE, PML4E above them */
+  assert_int_equal(st.watched_entries, 2 + 3);
   for (size_t i = 0; i < 7; i++)
     if (i != 1 && i != 3)
       assert_chunk(r, i, SEED);
@@ -345,7 +351,8 @@ static void test_poll_read_spans_2m_boundary(void** state) {
   assert_int_equal(swapfx_read_new(fx, &r, fx->cr3, start, 12 * 1024, 0, 0),
                    SR_PENDING);
   assert_int_equal(swapfx_stats(fx).pending_chunks, 3);
-  assert_int_equal(swapfx_stats(fx).watched_entries, 2);
+  /* a PDE and a PTE; the PTE's PDE, the shared PDPTE and PML4E */
+  assert_int_equal(swapfx_stats(fx).watched_entries, 2 + 3);
   assert_chunk(r, 2, SEED);
 
   assert_int_equal(swapfx_in(fx, fx->cr3, VA, 2), 0);
@@ -362,6 +369,219 @@ static void test_poll_read_spans_2m_boundary(void** state) {
   assert_clean_once(r, 0);
   assert_int_equal(r->done.nchunks, 4);
   assert_true(swapfx_mismatch(r->buf, r->gva, r->len, SEED) == SIZE_MAX);
+}
+
+/* ---- parents on the walk ------------------------------------------------ */
+
+/* Index of va's entry in its table at level (SDM 4.5). */
+static uint64_t idx(uint64_t va, int level) {
+  return (va >> (12 + 9 * (level - 1))) & 511;
+}
+
+/* A fresh 2 MiB frame holding the pattern of seed for [va, va + 2 MiB). */
+static uint64_t big_page(swapfx_t* fx, uint64_t va, uint64_t seed) {
+  uint64_t big = 0;
+  uint8_t* pat = pattern(va, M2, seed);
+
+  if (pat == NULL || sr_kit_alloc(fx->kit, M2, M2, &big) != 0 ||
+      sr_kit_write_phys(fx->kit, big, pat, M2) != 0)
+    big = 0;
+  free(pat);
+  return big;
+}
+
+/* The guest replaces the PDE above a non-present PTE by a 2 MiB page and
+ * leaves the old page table as it was: the chunk is re-walked through the
+ * PDE and completes on the next poll with the new page's bytes. */
+static void test_poll_pde_becomes_2m_page_old_table_untouched(void** state) {
+  swapfx_t* fx = *state;
+  swapfx_rec_t* r;
+  uint64_t big, old;
+
+  assert_int_equal(swapfx_map(fx, fx->cr3, VA, M2, K4, RWU, SEED), 0);
+  old = swapfx_frame(fx, fx->cr3, VA, 1);
+  assert_true(old != 0);
+  assert_int_equal(swapfx_out_swap(fx, fx->cr3, VA + K4, 1, 31), 0);
+  assert_int_equal(swapfx_read_new(fx, &r, fx->cr3, VA, 3 * K4, 0, 0),
+                   SR_PENDING);
+  assert_int_equal(swapfx_poll(fx, NULL), 0);
+  assert_waiting(r);
+
+  big = big_page(fx, VA, SEED2);
+  assert_true(big != 0);
+  assert_int_equal(sr_kit_set_entry(fx->kit, fx->cr3, VA, 2,
+                                    big | SWAPFX_TABLE | SWAPFX_PS, NULL),
+                   0);
+  fx->now += 10;
+  assert_int_equal(swapfx_poll(fx, NULL), 1);
+  assert_clean_once(r, 0);
+  assert_chunk(r, 0, SEED); /* copied when the read started */
+  assert_chunk(r, 1, SEED2);
+  assert_chunk(r, 2, SEED);
+  assert_int_equal(r->done.gpa, old); /* chunk 0's, at its copy */
+  assert_int_equal(swapfx_stats(fx).watched_entries, 0);
+}
+
+/* The PDE moves to another page table (the old one untouched): first one
+ * whose PTE is paged out too (the chunk now waits on the new PTE only),
+ * then one whose PTE is present (the chunk completes). */
+static void test_poll_pde_moves_to_another_table(void** state) {
+  swapfx_t* fx = *state;
+  swapfx_rec_t* r;
+  uint64_t pt2, pt3, frame, e;
+  uint8_t* pat;
+  sr_pte_info_t as;
+
+  assert_int_equal(swapfx_map(fx, fx->cr3, VA, M2, K4, RWU, SEED), 0);
+  assert_int_equal(swapfx_out_swap(fx, fx->cr3, VA + K4, 1, 41), 0);
+  assert_int_equal(swapfx_read_new(fx, &r, fx->cr3, VA + K4 + 9, 100, 0, 0),
+                   SR_PENDING);
+  assert_int_equal(swapfx_stats(fx).watched_entries, 1 + 3);
+
+  /* table 2: the page is paged out there as well, with another entry */
+  assert_int_equal(sr_kit_alloc(fx->kit, K4, K4, &pt2), 0);
+  memset(&as, 0, sizeof(as));
+  as.kind = SR_PTE_LINUX_SWAP;
+  as.swap_type = 1;
+  as.swap_offset = 42;
+  assert_int_equal(sr_kit_encode(&as, 1, &e), 0);
+  assert_int_equal(sr_kit_write_phys(fx->kit, pt2 + 8 * idx(VA + K4, 1), &e, 8),
+                   0);
+  assert_int_equal(
+      sr_kit_set_entry(fx->kit, fx->cr3, VA, 2, pt2 | SWAPFX_TABLE, NULL), 0);
+  fx->now += 10;
+  assert_int_equal(swapfx_poll(fx, NULL), 0);
+  assert_waiting(r);
+  /* the old PTE's record is gone, the new PTE is watched */
+  assert_int_equal(swapfx_stats(fx).watched_entries, 1 + 3);
+  assert_int_equal(swapfx_stats(fx).pending_chunks, 1);
+
+  /* table 3: the page is present, on a new frame */
+  assert_int_equal(sr_kit_alloc(fx->kit, K4, K4, &pt3), 0);
+  assert_int_equal(sr_kit_alloc(fx->kit, K4, K4, &frame), 0);
+  pat = pattern(VA + K4, K4, SEED3);
+  assert_non_null(pat);
+  assert_int_equal(sr_kit_write_phys(fx->kit, frame, pat, K4), 0);
+  free(pat);
+  e = frame | SWAPFX_TABLE;
+  assert_int_equal(sr_kit_write_phys(fx->kit, pt3 + 8 * idx(VA + K4, 1), &e, 8),
+                   0);
+  assert_int_equal(
+      sr_kit_set_entry(fx->kit, fx->cr3, VA, 2, pt3 | SWAPFX_TABLE, NULL), 0);
+  fx->now += 10;
+  assert_int_equal(swapfx_poll(fx, NULL), 1);
+  assert_clean_once(r, 0);
+  assert_chunk(r, 0, SEED3);
+  assert_int_equal(r->done.gpa, frame + 9);
+  assert_int_equal(swapfx_stats(fx).watched_entries, 0);
+}
+
+/* A PML4 entry moves to a new PDPT (old tables untouched): everything
+ * below it is re-walked in one poll, chunks blocked by PTEs and by PDEs
+ * alike, and the records of the old tables go away. */
+static void test_poll_pml4e_change_rewalks_everything_below(void** state) {
+  swapfx_t* fx = *state;
+  swapfx_rec_t* r1;
+  swapfx_rec_t* r2;
+  uint64_t big1, big2, pd, pdpt, e;
+
+  assert_int_equal(swapfx_map(fx, fx->cr3, VA, 2 * M2, K4, RWU, SEED), 0);
+  assert_int_equal(swapfx_out_swap(fx, fx->cr3, VA + K4, 1, 51), 0);
+  assert_int_equal(swapfx_out_swap(fx, fx->cr3, VA + M2, 2, 52), 0);
+  assert_int_equal(swapfx_read_new(fx, &r1, fx->cr3, VA, 2 * K4, 0, 0),
+                   SR_PENDING);
+  assert_int_equal(swapfx_read_new(fx, &r2, fx->cr3, VA + M2 + 5, 3 * K4, 0, 0),
+                   SR_PENDING);
+  /* PTE, PDE (blocking), PDE above the PTE, PDPTE, PML4E */
+  assert_int_equal(swapfx_stats(fx).watched_entries, 5);
+  assert_int_equal(swapfx_poll(fx, NULL), 0);
+
+  /* new tables: PDPT -> PD -> two 2 MiB pages */
+  big1 = big_page(fx, VA, SEED2);
+  big2 = big_page(fx, VA + M2, SEED2);
+  assert_true(big1 != 0 && big2 != 0);
+  assert_int_equal(sr_kit_alloc(fx->kit, K4, K4, &pd), 0);
+  assert_int_equal(sr_kit_alloc(fx->kit, K4, K4, &pdpt), 0);
+  e = big1 | SWAPFX_TABLE | SWAPFX_PS;
+  assert_int_equal(sr_kit_write_phys(fx->kit, pd + 8 * idx(VA, 2), &e, 8), 0);
+  e = big2 | SWAPFX_TABLE | SWAPFX_PS;
+  assert_int_equal(sr_kit_write_phys(fx->kit, pd + 8 * idx(VA + M2, 2), &e, 8),
+                   0);
+  e = pd | SWAPFX_TABLE;
+  assert_int_equal(sr_kit_write_phys(fx->kit, pdpt + 8 * idx(VA, 3), &e, 8), 0);
+  assert_int_equal(
+      sr_kit_set_entry(fx->kit, fx->cr3, VA, 4, pdpt | SWAPFX_TABLE, NULL), 0);
+  fx->now += 10;
+  assert_int_equal(swapfx_poll(fx, NULL), 2);
+  assert_clean_once(r1, 0);
+  assert_clean_once(r2, 0);
+  assert_chunk(r1, 0, SEED);
+  assert_chunk(r1, 1, SEED2);
+  assert_true(swapfx_mismatch(r2->buf, r2->gva, r2->len, SEED2) == SIZE_MAX);
+  assert_int_equal(swapfx_stats(fx).watched_entries, 0);
+  assert_int_equal(swapfx_stats(fx).pending_chunks, 0);
+}
+
+/* An idle poll re-reads each blocking entry and each distinct entry above
+ * them exactly once: watched_entries counts both. */
+static void test_poll_idle_rereads_blockers_and_distinct_parents(void** state) {
+  swapfx_t* fx = *state;
+  swapfx_rec_t* r[4];
+  const uint64_t G = SR_PAGE_1G;
+  sr_swap_stats_t st;
+  uint64_t before;
+  /* blocking: PTEs VA+1, VA+3 (table 0), VA+2M+5 (table 2), VA+1G (table
+   * G); the PDE of VA+4M. Parents: PDEs of tables 0, 2, G; PDPTEs of VA
+   * and VA+1G; one PML4E. */
+  const uint64_t blocking = 5, parents = 3 + 2 + 1;
+
+  assert_int_equal(swapfx_map(fx, fx->cr3, VA, 5 * M2, K4, RWU, SEED), 0);
+  assert_int_equal(swapfx_map(fx, fx->cr3, VA + G, M2, K4, RWU, SEED), 0);
+  assert_int_equal(swapfx_out_swap(fx, fx->cr3, VA + K4, 1, 61), 0);
+  assert_int_equal(swapfx_out_swap(fx, fx->cr3, VA + 3 * K4, 1, 62), 0);
+  assert_int_equal(swapfx_out_swap(fx, fx->cr3, VA + 2 * M2 + 5 * K4, 1, 63),
+                   0);
+  assert_int_equal(swapfx_out_swap(fx, fx->cr3, VA + G, 1, 64), 0);
+  assert_int_equal(swapfx_out_swap(fx, fx->cr3, VA + 4 * M2, 2, 65), 0);
+  assert_int_equal(swapfx_read_new(fx, &r[0], fx->cr3, VA, 4 * K4, 0, 0),
+                   SR_PENDING);
+  assert_int_equal(
+      swapfx_read_new(fx, &r[1], fx->cr3, VA + 2 * M2 + 5 * K4, K4, 0, 0),
+      SR_PENDING);
+  assert_int_equal(swapfx_read_new(fx, &r[2], fx->cr3, VA + G, 8, 0, 0),
+                   SR_PENDING);
+  assert_int_equal(
+      swapfx_read_new(fx, &r[3], fx->cr3, VA + 4 * M2, 2 * K4, 0, 0),
+      SR_PENDING);
+  st = swapfx_stats(fx);
+  assert_int_equal(st.watched_entries, blocking + parents);
+  for (int i = 0; i < 3; i++) {
+    before = swapfx_stats(fx).entries_reread;
+    fx->now += 10;
+    assert_int_equal(swapfx_poll(fx, NULL), 0);
+    st = swapfx_stats(fx);
+    assert_int_equal(st.entries_reread - before, blocking + parents);
+    assert_int_equal(st.watched_entries, blocking + parents);
+  }
+
+  /* one table's last blocker comes in: its PDE is no longer watched */
+  assert_int_equal(swapfx_in(fx, fx->cr3, VA + 2 * M2 + 5 * K4, 1), 0);
+  fx->now += 10;
+  assert_int_equal(swapfx_poll(fx, NULL), 1);
+  assert_clean_once(r[1], 0);
+  assert_int_equal(swapfx_stats(fx).watched_entries,
+                   blocking - 1 + parents - 1);
+
+  assert_int_equal(swapfx_in(fx, fx->cr3, VA + K4, 1), 0);
+  assert_int_equal(swapfx_in(fx, fx->cr3, VA + 3 * K4, 1), 0);
+  assert_int_equal(swapfx_in(fx, fx->cr3, VA + G, 1), 0);
+  assert_int_equal(swapfx_in(fx, fx->cr3, VA + 4 * M2, 2), 0);
+  fx->now += 10;
+  assert_int_equal(swapfx_poll(fx, NULL), 3);
+  for (int i = 0; i < 4; i++)
+    assert_true(swapfx_mismatch(r[i]->buf, r[i]->gva, r[i]->len, SEED) ==
+                SIZE_MAX);
+  assert_int_equal(swapfx_stats(fx).watched_entries, 0);
 }
 
 /* ---- budget ------------------------------------------------------------ */
@@ -394,7 +614,7 @@ static void budget_case(swapfx_t* fx, uint32_t budget) {
         SR_PENDING);
   }
   w = swapfx_stats(fx).watched_entries;
-  assert_int_equal(w, 2 * NBLOCK);
+  assert_int_equal(w, 2 * NBLOCK + 3); /* + PDE, PDPTE, PML4E */
 
   /* only the entry of the last read's second page changes */
   assert_int_equal(swapfx_in(fx, fx->cr3, VA + (2 * (NBLOCK - 1) + 1) * K4, 1),
@@ -526,6 +746,15 @@ int main(void) {
           test_poll_2m_page_split_into_4k_with_holes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_poll_read_spans_2m_boundary, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(
+          test_poll_pde_becomes_2m_page_old_table_untouched, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_poll_pde_moves_to_another_table,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_poll_pml4e_change_rewalks_everything_below, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_poll_idle_rereads_blockers_and_distinct_parents, setup,
+          teardown),
       cmocka_unit_test_setup_teardown(test_poll_budget_1_completes_everything,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_poll_budget_5_completes_everything,
