@@ -442,6 +442,153 @@ int sr_image_read(const sr_image_t* image, uint64_t gpa, void* buf, size_t len,
   return err;
 }
 
+/* The mapped part of the segment holding gpa, for sr_image_diff64: an
+ * entry at lo + d with d < n lies wholly inside it, at p + d. n == 0:
+ * nothing cached (hole, beyond the file, or under 8 bytes). */
+typedef struct span_s {
+  uint64_t lo, n;
+  const unsigned char* p;
+} span_t;
+
+static void span_find(const sr_image_t* image, uint64_t gpa, span_t* c) {
+  const sr_segment_t* s;
+  uint64_t size = usable_size(image);
+  uint64_t len;
+  size_t next;
+
+  c->lo = 0;
+  c->n = 0;
+  c->p = NULL;
+  s = find_segment(image, gpa, &next);
+  if (s == NULL || gpa - s->gpa >= s->len || s->file_off >= size)
+    return;
+  len = s->len < size - s->file_off ? s->len : size - s->file_off;
+  if (len < 8)
+    return;
+  c->lo = s->gpa;
+  c->n = len - 7;
+  c->p = image->base + s->file_off;
+}
+
+/* The 8 bytes at gpa one by one (an entry across an extent boundary):
+ * 0, SR_EHOLE or SR_EBEYOND (SR_EHOLE if they would wrap past 2^64). */
+static int gather64(const sr_image_t* image, uint64_t gpa, uint64_t* value) {
+  const unsigned char* p;
+  uint64_t v = 0;
+  int err, i;
+
+  if (gpa > UINT64_MAX - 7)
+    return SR_EHOLE;
+  for (i = 0; i < 8; i++) {
+    err = sr__image_locate(image, gpa + (uint64_t)i, &p, NULL);
+    if (err != 0)
+      return err;
+    v |= (uint64_t)*p << (8 * i);
+  }
+  *value = v;
+  return 0;
+}
+
+/* One entry the slow way: its segment looked up (and cached in *c), or
+ * gathered byte by byte. Whether it differs from expect or cannot be
+ * loaded. */
+static bool diff_one(const sr_image_t* image, uint64_t g, uint64_t expect,
+                     span_t* c) {
+  uint64_t d = g - c->lo, v = 0;
+
+  if (d >= c->n) {
+    span_find(image, g, c);
+    d = g - c->lo;
+    if (d >= c->n)
+      return gather64(image, g, &v) != 0 || v != expect;
+  }
+  memcpy(&v, c->p + d, sizeof(v));
+  return v != expect;
+}
+
+#define DIFF_GROUP 8
+
+/* The compare loop of sr_image_diff64; runs inside the caller's fault
+ * scope, remembering the last segment hit. Groups of DIFF_GROUP entries
+ * that all lie in the cached segment are loaded and compared without a
+ * branch per entry; a group with a miss or a difference is redone entry
+ * by entry. Every 64 entries it saves how far it got (*mark, *mark_nd)
+ * so that a fault can resume from there. Returns the number of indices
+ * written to diff. Not inlined, as copy_out. */
+static NOINLINE size_t diff_run(const sr_image_t* image, const uint64_t* gpa,
+                                const uint64_t* expect, size_t n, size_t* diff,
+                                volatile size_t* mark,
+                                volatile size_t* mark_nd) {
+  span_t c = {0, 0, NULL};
+  size_t i = 0, nd = 0, u;
+  uint64_t d[DIFF_GROUP], v, out, x;
+
+  for (; i + DIFF_GROUP <= n; i += DIFF_GROUP) {
+    if ((i & 63) == 0) {
+      *mark = i;
+      *mark_nd = nd;
+    }
+    out = 0;
+    for (u = 0; u < DIFF_GROUP; u++) {
+      d[u] = gpa[i + u] - c.lo;
+      out |= (uint64_t)(d[u] >= c.n);
+    }
+    if (out == 0) {
+      x = 0;
+      for (u = 0; u < DIFF_GROUP; u++) {
+        memcpy(&v, c.p + d[u], sizeof(v));
+        x |= v ^ expect[i + u];
+      }
+      if (x == 0)
+        continue;
+    }
+    for (u = 0; u < DIFF_GROUP; u++)
+      if (diff_one(image, gpa[i + u], expect[i + u], &c))
+        diff[nd++] = i + u;
+  }
+  if ((i & 63) == 0) {
+    *mark = i;
+    *mark_nd = nd;
+  }
+  for (; i < n; i++)
+    if (diff_one(image, gpa[i], expect[i], &c))
+      diff[nd++] = i;
+  return nd;
+}
+
+int sr_image_diff64(const sr_image_t* image, const uint64_t* gpa,
+                    const uint64_t* expect, size_t n, size_t* diff,
+                    size_t* ndiff) {
+  sr__fault_scope_t scope;
+  volatile size_t mark = 0, mark_nd = 0;
+  uint64_t v;
+  size_t i, nd;
+
+  if (ndiff != NULL)
+    *ndiff = 0;
+  if (image == NULL || ndiff == NULL ||
+      (n > 0 && (gpa == NULL || expect == NULL || diff == NULL)))
+    return SR_EINVAL;
+  if (SR__FAULT_CATCH(&scope)) {
+    /* The file shrank: finish from the last mark one entry at a time
+     * (each read has its own scope and sees the lowered size). */
+    sr__image_note_fault(image);
+    nd = mark_nd;
+    for (i = mark; i < n; i++) {
+      if (sr_image_read(image, gpa[i], &v, sizeof(v), NULL) != 0 ||
+          v != expect[i])
+        diff[nd++] = i;
+    }
+    *ndiff = nd;
+    return 0;
+  }
+  sr__fault_enter(&scope);
+  nd = diff_run(image, gpa, expect, n, diff, &mark, &mark_nd);
+  sr__fault_leave(&scope);
+  *ndiff = nd;
+  return 0;
+}
+
 size_t sr_image_segments(const sr_image_t* image, const sr_segment_t** seg) {
   if (image == NULL) {
     if (seg != NULL)

@@ -30,10 +30,10 @@ static void block_info(const sr_swap_t* swap, const sr__txn_t* t,
     if (w->lo <= i && i <= w->hi) {
       const sr__rec_t* r = &swap->rec[w->rec];
       info->block_level = r->level;
-      info->block_entry_gpa = r->entry_gpa;
-      info->block_entry = r->last_value;
-      info->block_kind =
-          sr_pte_classify(r->last_value, r->level, swap->opts.walk.os, &pte);
+      info->block_entry_gpa = sr__rec_gpa(swap, w->rec);
+      info->block_entry = sr__rec_value(swap, w->rec);
+      info->block_kind = sr_pte_classify(info->block_entry, r->level,
+                                         swap->opts.walk.os, &pte);
       return;
     }
   }

@@ -110,16 +110,16 @@ typedef struct sr__txn_s {
  * chunks hang off the record of the entry that blocks them (waiters);
  * parents are shared by all their children. A record lives while it has
  * a waiter or a child (or a poll is processing it). Records live in a
- * pool (stable ids, free list); the live ones are also listed densely in
- * swap->live for the poll scan. */
+ * pool (stable ids, free list); the live ones are also listed densely, in
+ * scan order, in three parallel arrays: swap->live (record id),
+ * swap->sgpa (entry GPA) and swap->sval (value last seen), so the poll
+ * scan reads 16 contiguous bytes per entry. */
 typedef struct sr__rec_s {
-  uint64_t entry_gpa;
-  uint64_t last_value;   /* free: unused */
   uint32_t whead;        /* waiters (doubly linked); free: next free record */
   uint32_t parent;       /* record of the entry above; SR__NIL at the top */
   uint32_t child;        /* first child record */
   uint32_t sprev, snext; /* siblings: the other children of parent */
-  uint32_t pos;          /* index in swap->live; SR__NIL when free */
+  uint32_t pos;          /* index in the dense arrays; SR__NIL when free */
   uint32_t cnext;        /* next changed record of its level (poll only) */
   uint8_t level;
   uint8_t flags; /* SR__REC_* */
@@ -189,7 +189,11 @@ struct sr_swap_s {
   uint32_t rec_cap, rec_free;
   uint32_t* live; /* live record ids, dense */
   uint32_t nlive_rec, live_cap;
-  sr__htab_t watch; /* entry_gpa -> record id */
+  uint64_t* sgpa; /* [pos] entry GPA of live[pos] */
+  uint64_t* sval; /* [pos] its value last seen */
+  uint32_t sgpa_cap, sval_cap;
+  uint32_t nforced; /* live records with SR__REC_FORCE */
+  sr__htab_t watch; /* (entry GPA, parent) -> record id */
   uint32_t cursor;  /* next position in live[] for the poll scan */
   sr__waiter_t* w;
   uint32_t w_cap, w_free, w_n;
@@ -264,6 +268,14 @@ int sr__watch_file(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
 uint32_t sr__watch_find(const sr_swap_t* swap, uint64_t entry_gpa,
                         uint32_t parent);
 bool sr__entry_moved(uint64_t old_value, uint64_t new_value);
+void sr__rec_force(sr_swap_t* swap, uint32_t rid);
+void sr__rec_unforce(sr_swap_t* swap, uint32_t rid);
+static inline uint64_t sr__rec_gpa(const sr_swap_t* swap, uint32_t rid) {
+  return swap->sgpa[swap->rec[rid].pos];
+}
+static inline uint64_t sr__rec_value(const sr_swap_t* swap, uint32_t rid) {
+  return swap->sval[swap->rec[rid].pos];
+}
 void sr__watch_unfile_txn(sr_swap_t* swap, sr__txn_t* t);
 void sr__waiter_unlink_rec(sr_swap_t* swap, uint32_t wid);
 void sr__waiter_unlink_txn(sr_swap_t* swap, uint32_t wid);

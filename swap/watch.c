@@ -12,8 +12,9 @@
  * one transaction, so a non-present PDE that blocks 512 chunks of a read
  * costs one waiter; a parent is shared by all its children (a PDE record
  * by up to 512 PTE records). Records are found by (entry GPA, parent) in
- * an open-addressing hash and are also listed densely (swap->live) so
- * that a poll can scan them round-robin at one 8-byte load each, parents
+ * an open-addressing hash and are also listed densely (entry GPA and
+ * last value in parallel arrays, in scan order) so that a poll can scan
+ * them round-robin at one 8-byte load each, parents
  * included. A record is deleted as soon as it has neither waiter nor
  * child (unless a poll is processing it), and its parent may follow.
  * Filing reserves everything it needs before it changes anything, so
@@ -29,7 +30,7 @@ static uint64_t key_hash(uint64_t entry_gpa, uint32_t parent) {
 }
 
 static uint64_t rec_hash(const sr_swap_t* swap, uint32_t rid) {
-  return key_hash(swap->rec[rid].entry_gpa, swap->rec[rid].parent);
+  return key_hash(sr__rec_gpa(swap, rid), swap->rec[rid].parent);
 }
 
 /* Whether an entry that was old_value and is new_value may lead a walk
@@ -53,7 +54,7 @@ uint32_t sr__watch_find(const sr_swap_t* swap, uint64_t entry_gpa,
   for (i = sr__htab_first(tab, key_hash(entry_gpa, parent)); tab->slot[i] != 0;
        i = (i + 1) & tab->mask) {
     id = tab->slot[i] - 1;
-    if (swap->rec[id].entry_gpa == entry_gpa && swap->rec[id].parent == parent)
+    if (swap->rec[id].parent == parent && sr__rec_gpa(swap, id) == entry_gpa)
       return id;
   }
   return SR__NIL;
@@ -72,7 +73,11 @@ static int rec_reserve(sr_swap_t* swap, uint32_t k) {
   if (sr__htab_reserve(swap, &swap->watch, k, rec_hash) != 0)
     return SR_ENOMEM;
   if (sr__array_grow(swap, (void**)&swap->live, &swap->live_cap, (uint32_t)need,
-                     sizeof(uint32_t)) != 0)
+                     sizeof(uint32_t)) != 0 ||
+      sr__array_grow(swap, (void**)&swap->sgpa, &swap->sgpa_cap, (uint32_t)need,
+                     sizeof(uint64_t)) != 0 ||
+      sr__array_grow(swap, (void**)&swap->sval, &swap->sval_cap, (uint32_t)need,
+                     sizeof(uint64_t)) != 0)
     return SR_ENOMEM;
   if (sr__array_grow(swap, (void**)&swap->rec, &swap->rec_cap, (uint32_t)need,
                      sizeof(sr__rec_t)) != 0)
@@ -95,11 +100,10 @@ static uint32_t rec_new(sr_swap_t* swap, uint64_t entry_gpa, uint64_t value,
   sr__rec_t* r;
 
   assert(rid != SR__NIL && swap->nlive_rec < swap->live_cap);
+  assert(swap->nlive_rec < swap->sgpa_cap && swap->nlive_rec < swap->sval_cap);
   r = &swap->rec[rid];
   assert(r->pos == SR__NIL);
   swap->rec_free = r->whead;
-  r->entry_gpa = entry_gpa;
-  r->last_value = value;
   r->whead = SR__NIL;
   r->parent = parent;
   r->child = SR__NIL;
@@ -114,6 +118,8 @@ static uint32_t rec_new(sr_swap_t* swap, uint64_t entry_gpa, uint64_t value,
     swap->rec[parent].child = rid;
   }
   r->pos = swap->nlive_rec;
+  swap->sgpa[r->pos] = entry_gpa;
+  swap->sval[r->pos] = value;
   swap->live[swap->nlive_rec++] = rid;
   sr__htab_insert(&swap->watch, rec_hash(swap, rid), rid);
   return rid;
@@ -126,8 +132,12 @@ static void rec_delete(sr_swap_t* swap, uint32_t rid) {
   assert(r->pos != SR__NIL && r->whead == SR__NIL && r->child == SR__NIL);
   assert(!(r->flags & SR__REC_BUSY));
   sr__htab_remove(swap, &swap->watch, rec_hash(swap, rid), rid, rec_hash);
+  if (r->flags & SR__REC_FORCE)
+    swap->nforced--;
   moved = swap->live[--swap->nlive_rec];
   swap->live[r->pos] = moved;
+  swap->sgpa[r->pos] = swap->sgpa[swap->nlive_rec];
+  swap->sval[r->pos] = swap->sval[swap->nlive_rec];
   swap->rec[moved].pos = r->pos;
   if (r->sprev != SR__NIL)
     swap->rec[r->sprev].snext = r->snext;
@@ -139,6 +149,22 @@ static void rec_delete(sr_swap_t* swap, uint32_t rid) {
   r->flags = 0;
   r->whead = swap->rec_free;
   swap->rec_free = rid;
+}
+
+/* Sets / clears rid's FORCE flag, keeping swap->nforced (the poll checks
+ * flags only while some record is forced). */
+void sr__rec_force(sr_swap_t* swap, uint32_t rid) {
+  if (!(swap->rec[rid].flags & SR__REC_FORCE)) {
+    swap->rec[rid].flags |= SR__REC_FORCE;
+    swap->nforced++;
+  }
+}
+
+void sr__rec_unforce(sr_swap_t* swap, uint32_t rid) {
+  if (swap->rec[rid].flags & SR__REC_FORCE) {
+    swap->rec[rid].flags &= (uint8_t)~SR__REC_FORCE;
+    swap->nforced--;
+  }
 }
 
 /* Deletes rid if it has no waiter, no child and no poll is processing
@@ -241,7 +267,7 @@ int sr__watch_file(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
   uint32_t parent = SR__NIL;
   uint32_t rid, wid;
   sr__waiter_t* w;
-  sr__rec_t* r;
+  uint64_t last;
   int top = tr->top_level;
   int l, found;
 
@@ -264,14 +290,14 @@ int sr__watch_file(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
     path[l - 1] = parent =
         rec_new(swap, tr->entry_gpa[l - 1], tr->entry[l - 1], l, parent);
   for (l = top; l > found; l--) {
-    r = &swap->rec[path[l - 1]];
-    if (r->last_value != tr->entry[l - 1] &&
-        (l == level || sr__entry_moved(r->last_value, tr->entry[l - 1])))
-      r->flags |= SR__REC_FORCE;
+    last = sr__rec_value(swap, path[l - 1]);
+    if (last != tr->entry[l - 1] &&
+        (l == level || sr__entry_moved(last, tr->entry[l - 1])))
+      sr__rec_force(swap, path[l - 1]);
   }
   rid = path[level - 1];
   if (force)
-    swap->rec[rid].flags |= SR__REC_FORCE;
+    sr__rec_force(swap, rid);
   if (t->whead != SR__NIL) {
     w = &swap->w[t->whead];
     if (w->rec == rid && w->hi + 1 == lo) {
@@ -305,6 +331,10 @@ void sr__watch_unfile_txn(sr_swap_t* swap, sr__txn_t* t) {
 void sr__watch_free(sr_swap_t* swap) {
   sr__free(swap, swap->rec, (size_t)swap->rec_cap * sizeof(sr__rec_t));
   sr__free(swap, swap->live, (size_t)swap->live_cap * sizeof(uint32_t));
+  sr__free(swap, swap->sgpa, (size_t)swap->sgpa_cap * sizeof(uint64_t));
+  sr__free(swap, swap->sval, (size_t)swap->sval_cap * sizeof(uint64_t));
+  swap->sgpa = swap->sval = NULL;
+  swap->sgpa_cap = swap->sval_cap = 0;
   sr__free(swap, swap->w, (size_t)swap->w_cap * sizeof(sr__waiter_t));
   sr__htab_free(swap, &swap->watch);
   swap->rec = NULL;

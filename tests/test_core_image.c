@@ -79,6 +79,163 @@ static uint64_t read64(const sr_image_t* img, uint64_t gpa) {
   return v;
 }
 
+/* --- sr_image_diff64 ------------------------------------------------------ */
+
+/* The file offset of gpa under the three segments of the diff tests, or
+ * UINT64_MAX in a hole (the layout as the test wrote it down). */
+static uint64_t diff_off(uint64_t gpa) {
+  if (gpa < 4096)
+    return 8192 + gpa;
+  if (gpa < 8192)
+    return gpa - 4096;
+  if (gpa >= 16384 && gpa < 20480)
+    return 4096 + (gpa - 16384);
+  return UINT64_MAX;
+}
+
+/* The value of the 8 bytes at gpa from the pattern, or false if any byte
+ * is in a hole. */
+static bool diff_value(uint64_t gpa, uint64_t* v) {
+  *v = 0;
+  if (gpa > UINT64_MAX - 7)
+    return false;
+  for (int b = 0; b < 8; b++) {
+    uint64_t off = diff_off(gpa + (uint64_t)b);
+    if (off == UINT64_MAX)
+      return false;
+    *v |= (uint64_t)pat(off) << (8 * b);
+  }
+  return true;
+}
+
+/* Every entry is reported iff it cannot be loaded or differs from its
+ * expected value: mapped (aligned or not), across two adjacent segments,
+ * running into a hole, in a hole, past the last segment, at 2^64 - 8, and
+ * half of the loadable ones with a wrong expectation. */
+static void test_image_diff64_per_entry(void** state) {
+  const sr_segment_t seg[3] = {
+      {0, 4096, 8192}, {4096, 4096, 0}, {16384, 4096, 4096}};
+  sr_layout_t lay = {.kind = SR_LAYOUT_SEGMENTS, .seg = seg, .nseg = 3};
+  const uint64_t probe[] = {0,     8,     4088,  4092,  4096,  100,
+                            8184,  8188,  8192,  12000, 16384, 16385,
+                            20472, 20476, 20480, 4000,  24,    UINT64_MAX - 7};
+  enum { N = sizeof(probe) / sizeof(probe[0]) * 2 };
+  uint64_t gpa[N], expect[N], v;
+  size_t diff[N], nd = 99, k = 0;
+  bool want[N];
+  sr_image_t* img = NULL;
+  int fd = make_memfd(12288);
+  (void)state;
+
+  fill_pattern(fd, 0, 12288);
+  assert_int_equal(sr_image_open_fd(&img, fd, &lay), 0);
+  close(fd);
+  for (size_t i = 0; i < N; i++) {
+    bool ok;
+    gpa[i] = probe[i % (N / 2)];
+    ok = diff_value(gpa[i], &v);
+    /* second half: expectations off by one where loadable */
+    expect[i] = i < N / 2 ? v : v + 1;
+    want[i] = !ok || i >= N / 2;
+  }
+  assert_int_equal(sr_image_diff64(img, gpa, expect, N, diff, &nd), 0);
+  for (size_t i = 0; i < N; i++) {
+    if (!want[i])
+      continue;
+    assert_true(k < nd);
+    assert_int_equal(diff[k], i);
+    k++;
+  }
+  assert_int_equal(nd, k);
+  /* the values the diff accepted are those single reads see */
+  for (size_t i = 0; i < N / 2; i++)
+    if (!want[i])
+      assert_true(read64(img, gpa[i]) == expect[i]);
+  sr_image_close(img);
+}
+
+/* Entries beyond the end of the file (RAW `low` past it) are reported;
+ * so is one straddling the end. */
+static void test_image_diff64_beyond(void** state) {
+  sr_layout_t lay = {.kind = SR_LAYOUT_RAW, .low = 16384};
+  uint64_t gpa[4] = {8184, 8188, 8192, 100};
+  uint64_t expect[4] = {0, 0, 0, 0};
+  size_t diff[4], nd = 0;
+  sr_image_t* img = NULL;
+  int fd = make_memfd(8192);
+  (void)state;
+
+  fill_pattern(fd, 0, 8192);
+  assert_int_equal(sr_image_open_fd(&img, fd, &lay), 0);
+  close(fd);
+  for (int b = 0; b < 8; b++) {
+    expect[0] |= (uint64_t)pat(8184 + (uint64_t)b) << (8 * b);
+    expect[3] |= (uint64_t)pat(100 + (uint64_t)b) << (8 * b);
+  }
+  assert_int_equal(sr_image_diff64(img, gpa, expect, 4, diff, &nd), 0);
+  assert_int_equal(nd, 2);
+  assert_int_equal(diff[0], 1);
+  assert_int_equal(diff[1], 2);
+  sr_image_close(img);
+}
+
+static void test_image_diff64_args(void** state) {
+  uint64_t gpa[1] = {0}, expect[1] = {0};
+  size_t diff[1], nd = 7;
+  sr_image_t* img = NULL;
+  int fd = make_memfd(4096);
+  (void)state;
+
+  assert_int_equal(sr_image_open_fd(&img, fd, NULL), 0);
+  close(fd);
+  assert_int_equal(sr_image_diff64(NULL, gpa, expect, 1, diff, &nd), SR_EINVAL);
+  assert_int_equal(nd, 0);
+  assert_int_equal(sr_image_diff64(img, gpa, expect, 1, diff, NULL), SR_EINVAL);
+  assert_int_equal(sr_image_diff64(img, NULL, expect, 1, diff, &nd), SR_EINVAL);
+  assert_int_equal(sr_image_diff64(img, gpa, NULL, 1, diff, &nd), SR_EINVAL);
+  assert_int_equal(sr_image_diff64(img, gpa, expect, 1, NULL, &nd), SR_EINVAL);
+  nd = 7;
+  assert_int_equal(sr_image_diff64(img, NULL, NULL, 0, NULL, &nd), 0);
+  assert_int_equal(nd, 0);
+  /* a zero page equals 0 */
+  assert_int_equal(sr_image_diff64(img, gpa, expect, 1, diff, &nd), 0);
+  assert_int_equal(nd, 0);
+  sr_image_close(img);
+}
+
+/* The file is cut under the mapping: a batch over all pages faults in
+ * the middle, SIGBUS does not escape, exactly the entries past the new
+ * end are reported, and the usable size drops. The image is opened here,
+ * in the test body (cmocka resets SIGBUS handlers per test). */
+static void test_image_diff64_truncated_mid_batch(void** state) {
+  enum { PAGES = 16, PER = 8, N = PAGES * PER };
+  uint64_t gpa[N], expect[N];
+  size_t diff[N], nd = 0;
+  sr_image_t* img = NULL;
+  int fd = make_memfd(PAGES * 4096);
+  (void)state;
+
+  fill_pattern(fd, 0, PAGES * 4096);
+  assert_int_equal(sr_image_open_fd(&img, fd, NULL), 0);
+  for (size_t i = 0; i < N; i++) {
+    gpa[i] = (uint64_t)i * (4096 / PER);
+    expect[i] = 0;
+    for (int b = 0; b < 8; b++)
+      expect[i] |= (uint64_t)pat(gpa[i] + (uint64_t)b) << (8 * b);
+  }
+  assert_int_equal(ftruncate(fd, 5 * 4096), 0);
+  assert_int_equal(sr_image_diff64(img, gpa, expect, N, diff, &nd), 0);
+  assert_int_equal(nd, N - 5 * PER);
+  for (size_t k = 0; k < nd; k++)
+    assert_int_equal(diff[k], 5 * PER + k);
+  assert_int_equal(sr_image_file_size(img), 5 * 4096);
+  /* again, now without a fault */
+  assert_int_equal(sr_image_diff64(img, gpa, expect, N, diff, &nd), 0);
+  assert_int_equal(nd, N - 5 * PER);
+  sr_image_close(img);
+  close(fd);
+}
+
 /* --- SIGBUS chaining: a handler installed before the library's ---------- */
 
 static sigjmp_buf chain_env;
@@ -1142,6 +1299,10 @@ int main(int argc, char** argv) {
       cmocka_unit_test(test_image_truncate_beyond),
       cmocka_unit_test(test_image_truncate_mid_read),
       cmocka_unit_test(test_image_truncate_threads),
+      cmocka_unit_test(test_image_diff64_per_entry),
+      cmocka_unit_test(test_image_diff64_beyond),
+      cmocka_unit_test(test_image_diff64_args),
+      cmocka_unit_test(test_image_diff64_truncated_mid_batch),
       cmocka_unit_test(test_image_mapping_read_only),
       cmocka_unit_test(test_image_sigbus_chains),
       cmocka_unit_test(test_image_sigbus_chains_default),

@@ -66,6 +66,13 @@ SR_EXTERN void sr_image_close(sr_image_t* image);
  * (bytes before it are copied; *done, if given, says how many). */
 SR_EXTERN int sr_image_read(const sr_image_t* image, uint64_t gpa, void* buf,
                             size_t len, size_t* done);
+/* Sync, thread-safe. Loads the 8 bytes at each gpa[i] (little-endian, any
+ * alignment) in one pass and writes to diff[] (ascending) every i whose
+ * value differs from expect[i] or cannot be loaded (hole, beyond the file,
+ * the file shrank); *ndiff = how many. 0, or SR_EINVAL (NULL arguments). */
+SR_EXTERN int sr_image_diff64(const sr_image_t* image, const uint64_t* gpa,
+                              const uint64_t* expect, size_t n, size_t* diff,
+                              size_t* ndiff);
 /* Sync. Where gpa lands: 0 (mapped), SR_EHOLE or SR_EBEYOND, with the
  * length of the extent that has the same outcome. */
 SR_EXTERN int sr_image_locate(const sr_image_t* image, uint64_t gpa,
