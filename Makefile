@@ -72,6 +72,9 @@ CLI := $(B)/swapread
 
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+# docs/examples/: the cookbook's complete programs, built and run by check.
+EXAMPLE_SRC := $(sort $(wildcard docs/examples/*.c))
+EXAMPLE_BIN := $(EXAMPLE_SRC:docs/examples/%.c=$(B)/examples/%)
 TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(B)/obj/%.o)
 
@@ -82,6 +85,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 BENCH_SUPPORT_OBJ := $(B)/obj/tests/bench/bench.o
 
 .PHONY: all lib cli check tests demo deps install uninstall clean format \
+  fuzz fuzz-build \
   lint help bench
 all: lib cli
 
@@ -120,16 +124,20 @@ $(B)/bench/%: $(B)/obj/tests/bench/%.o $(BENCH_SUPPORT_OBJ) $(STATIC_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BENCH_SUPPORT_OBJ) $(STATIC_LIB) \
 	  $(LIB_LIBS)
 
+$(B)/examples/%: $(B)/obj/docs/examples/%.o $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(STATIC_LIB) $(LIB_LIBS)
+
 deps:
 	@[ -n "$(SR_NO_DEPS)" ] || sh .ci/deps.sh build-essential pkg-config \
 	  libcmocka-dev libuv1-dev
 
-tests: $(TEST_BIN) $(CLI)
+tests: $(TEST_BIN) $(EXAMPLE_BIN) $(CLI)
 
 check: deps
 	@$(MAKE) --no-print-directory tests lib
 	@SR_CLI=$(CURDIR)/$(CLI) SR_SHLIB=$(CURDIR)/$(SHARED_LIB) SAN="$(SAN)" \
-	  sh tests/run-tests.sh $(TEST_BIN)
+	  sh tests/run-tests.sh $(TEST_BIN) $(EXAMPLE_BIN)
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BENCH_BIN)
@@ -150,8 +158,9 @@ $(B)/swapread.pc: Makefile
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' \
 	  'includedir=$${prefix}/include' '' 'Name: swapread' \
 	  'Description: swap-aware guest virtual memory reads from read-only RAM images' \
-	  'Version: $(VERSION)' 'Libs: -L$${libdir} -lswapread' \
-	  'Libs.private: $(LIB_LIBS)' 'Cflags: -I$${includedir}' > $@
+	  'Version: $(VERSION)' 'Requires: libuv' \
+	  'Libs: -L$${libdir} -lswapread' 'Libs.private: -lpthread' \
+	  'Cflags: -I$${includedir}' > $@
 
 install: all $(B)/swapread.pc
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/swapread \
@@ -172,10 +181,43 @@ uninstall:
 	  $(DESTDIR)$(PCDIR)/swapread.pc
 	rm -rf $(DESTDIR)$(INCDIR)/swapread
 
+# --- fuzz (libFuzzer; clang with ASan + UBSan) ----------------------------
+# One target per tests/fuzz/fuzz_<name>.c, built into build/fuzz/ against
+# core/ and swap/ objects compiled with -fsanitize=fuzzer-no-link in the same
+# tree. `make fuzz` runs each for FUZZ_SECONDS on a scratch copy of its seed
+# corpus (tests/fuzz/corpus/<name>/ is only read); tests/fuzz/run.sh.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_NICE ?= 0
+FZ := build/fuzz
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(FZ)/%)
+FUZZ_LIB_OBJ := $(CORE_SRC:%.c=$(FZ)/obj/%.o) $(SWAP_SRC:%.c=$(FZ)/obj/%.o)
+FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer \
+  -fno-sanitize-recover=all -MMD -MP -Wall -Wextra -Wpedantic -Wshadow \
+  -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+  -Icore/include -Iswap/include
+
+$(FZ)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
+	  -c $< -o $@
+
+$(FUZZ_BIN): $(FZ)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ \
+	  $< $(FUZZ_LIB_OBJ) -lpthread
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz:
+	@$(MAKE) --no-print-directory fuzz-build
+	@FUZZ_NICE=$(FUZZ_NICE) sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
 # --- housekeeping -----------------------------------------------------------
 FORMAT_FILES = $(wildcard core/*.[ch] core/include/*/*.h swap/*.[ch] \
   swap/include/*/*.h loop/*.[ch] loop/cli/*.[ch] loop/include/*.h \
-  loop/include/*/*.h tests/*.[ch] tests/*/*.[ch])
+  loop/include/*/*.h tests/*.[ch] tests/*/*.[ch] docs/examples/*.c)
 
 format:
 	clang-format -i $(FORMAT_FILES)
@@ -195,6 +237,8 @@ help:
 	@echo '  check      build and run the cmocka suites (installs deps as root)'
 	@echo '  demo       run the CLI on a built-in holey image'
 	@echo '  bench      build and run the benchmarks in tests/bench/'
+	@echo '  fuzz       build the libFuzzer targets (clang) and run each for'
+	@echo '             FUZZ_SECONDS on its corpus; a crash fails and is printed'
 	@echo '  install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR): lib, headers, .pc, CLI'
 	@echo '  uninstall  remove what install put there'
 	@echo '  format     clang-format every source file'
@@ -207,8 +251,12 @@ help:
 	@echo '  SR_NO_DEPS=1           do not check or install Debian packages'
 	@echo '  BENCH_OUT=file         make bench: also append the table to file'
 	@echo '  BENCH_REPS=n           make bench: repetitions per figure (15)'
+	@echo '  FUZZ_SECONDS=n         make fuzz: seconds per target (60)'
+	@echo '  FUZZ_NICE=n            make fuzz: nice level of the fuzzers (0)'
 	@echo '  CFLAGS, LDFLAGS, CC, PREFIX, DESTDIR'
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_SUPPORT_OBJ:.o=.d) \
   $(TEST_SRC:tests/%.c=$(B)/obj/tests/%.d) \
+  $(EXAMPLE_SRC:docs/examples/%.c=$(B)/obj/docs/examples/%.d) \
   $(BENCH_SRC:%.c=$(B)/obj/%.d) $(BENCH_SUPPORT_OBJ:.o=.d)
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BIN:=.d)

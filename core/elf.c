@@ -186,7 +186,8 @@ int sr__elf_segments(int fd, uint64_t file_size, sr_segment_t** seg_out,
   err = SR_EBADELF;
   if (nload == 0)
     goto err_free; /* no PT_LOAD */
-  qsort(span, nspan, sizeof(*span), span_by_gpa);
+  if (nspan > 1)
+    qsort(span, nspan, sizeof(*span), span_by_gpa);
   for (i = 1; i < nspan; i++) {
     const span_t* a = &span[i - 1];
     if (a->gpa + (a->memsz - 1) >= span[i].gpa)

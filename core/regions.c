@@ -139,16 +139,18 @@ __attribute__((noinline)) static void copy_entries(
  * the file shrank under the load (the image is told). */
 static int read_table(walker_t* w, uint64_t table_gpa, int level, unsigned i0,
                       unsigned n) {
-  uint64_t* buf = w->table[level - 1];
-  uint64_t* ok = w->readable[level - 1];
   const unsigned char* p = NULL;
   uint64_t run = 0;
   sr__fault_scope_t scope;
+  uint64_t* buf;
+  uint64_t* ok;
   int rc;
 
   assert(level >= 1 && level <= 5);
   assert(n >= 1 && i0 + n <= SR__ENTRIES);
   assert((table_gpa & 0xfff) == 0);
+  buf = w->table[level - 1];
+  ok = w->readable[level - 1];
   memset(ok, 0, sizeof(w->readable[0]));
   rc = sr__image_locate(w->image, table_gpa + 8 * (uint64_t)i0, &p, &run);
 

@@ -2,9 +2,11 @@
 # swapread demo: builds a holey guest image with `swapread mkimage` in a
 # temporary directory and runs translate, read and maps on it, showing a
 # present page, a partly swapped-out range, a physical hole, a page beyond
-# the end of the file, a PROT_NONE page and a garbage entry. Every step
-# checks the exit code and a piece of the output, so the demo fails loudly
-# (exit 1) when the tool misbehaves.
+# the end of the file, a PROT_NONE page and a garbage entry; then a waiting
+# read that times out, `watch`, and `swapread demo`: a read that stays
+# pending while a second process pages the data in, and completes. Every
+# step checks the exit code and a piece of the output, so the demo fails
+# loudly (exit 1) when the tool misbehaves.
 #
 #   usage: sh tests/demo.sh path/to/swapread
 set -u
@@ -107,6 +109,23 @@ step "maps: the regions, including the swapped-out runs"
 run 0 maps "$img" --cr3 "$cr3"
 expect "paged"
 expect "linux-swap"
+
+step "wait for swapped-out pages; nobody pages them in: timeout after 300 ms"
+run 1 read "$img" --cr3 "$cr3" 0xa00000 0x8000 --wait=300ms -o "$tmp/bytes"
+expect "timed out after"
+expect "missing 0xa02000-0xa03000"
+expect "missing 0xa06000-0xa07000"
+
+step "watch the chunks of a range for 300 ms (nothing changes: initial state)"
+run 0 watch "$img" --cr3 "$cr3" 0xa00000 0x8000 --duration 300ms
+expect "initial 0xa02000"
+expect "linux-swap type 0 offset 0x1002"
+
+step "the main job: a read that waits while a second process pages data in"
+run 0 demo
+expect "stayed pending"
+expect "verified"
+expect "demo: ok"
 
 echo
 if [ "$failures" -ne 0 ]; then

@@ -1,8 +1,9 @@
 #!/bin/sh
-# Runs each cmocka test binary given as an argument, shows its output, and
-# ends with one line: "N passed, N failed". A binary that crashes or exits
-# non-zero without a cmocka summary counts as one failure. Exit status 1 on
-# any failure.
+# Runs each test binary given as an argument (cmocka suites, and plain
+# programs such as the cookbook examples, which exit 0 on success), shows
+# its output, and ends with one line: "N passed, N failed". A binary that
+# crashes or exits non-zero without a cmocka summary counts as one failure.
+# Exit status 1 on any failure.
 passed=0
 failed=0
 log=$(mktemp)
@@ -24,6 +25,10 @@ for t in "$@"; do
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     echo "$(basename "$t"): exited with status $rc"
     f=1
+  elif [ "$rc" -eq 0 ] && [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+    # Not a cmocka binary (a cookbook example): exit 0 is one pass.
+    echo "$(basename "$t"): ok"
+    p=1
   fi
   passed=$((passed + p))
   failed=$((failed + f))

@@ -7,6 +7,10 @@
  * its stdout and stderr captured. Expected GPAs, entries and bytes come
  * from the kit (sr_kit_get_entry, sr_kit_entry_gpa, sr_kit_pattern) and
  * from the layout chosen here, never from earlier runs of the CLI.
+ * The waiting commands (read --wait, watch, demo) read the kit's own file,
+ * so a page-in made by the kit — from a forked child that uses only the
+ * kit and leaves with _exit, or from the test between two lines of
+ * `watch` output — is what the CLI waits for or reports.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,16 +19,19 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <swapread/kit.h>
@@ -127,25 +134,14 @@ static void drain(int fd_out, int fd_err, char** out, size_t* out_len,
   (*err)[len[1]] = '\0';
 }
 
-/* Runs the CLI with the NULL-terminated arguments after argv[0]. */
-static void run_cli(run_t* r, const char* arg, ...) {
-  const char* argv[48];
+/* Starts the CLI with argv (argv[0] is set here) and its stdout and stderr
+ * on pipes; returns the pid. */
+static pid_t spawn_cli(const char** argv, int* out_fd, int* err_fd) {
   int po[2], pe[2];
   posix_spawn_file_actions_t fa;
   pid_t pid;
-  int n = 0;
-  int st;
-  va_list ap;
 
-  argv[n++] = cli_path();
-  va_start(ap, arg);
-  for (; arg != NULL; arg = va_arg(ap, const char*)) {
-    assert_true(n < 47);
-    argv[n++] = arg;
-  }
-  va_end(ap);
-  argv[n] = NULL;
-
+  argv[0] = cli_path();
   if (access(argv[0], X_OK) != 0)
     fail_msg(
         "the CLI '%s' is not executable (set SR_CLI to the built "
@@ -161,11 +157,38 @@ static void run_cli(run_t* r, const char* arg, ...) {
   posix_spawn_file_actions_destroy(&fa);
   close(po[1]);
   close(pe[1]);
-  drain(po[0], pe[0], &r->out, &r->out_len, &r->err);
-  close(po[0]);
-  close(pe[0]);
+  *out_fd = po[0];
+  *err_fd = pe[0];
+  return pid;
+}
+
+/* Reads what is left on both pipes, closes them and reaps the CLI. */
+static void finish_cli(run_t* r, pid_t pid, int out_fd, int err_fd) {
+  int st;
+  drain(out_fd, err_fd, &r->out, &r->out_len, &r->err);
+  close(out_fd);
+  close(err_fd);
   assert_int_equal(waitpid(pid, &st, 0), pid);
   r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Runs the CLI with the NULL-terminated arguments after argv[0]. */
+static void run_cli(run_t* r, const char* arg, ...) {
+  const char* argv[48];
+  int out_fd, err_fd;
+  pid_t pid;
+  int n = 1;
+  va_list ap;
+
+  va_start(ap, arg);
+  for (; arg != NULL; arg = va_arg(ap, const char*)) {
+    assert_true(n < 47);
+    argv[n++] = arg;
+  }
+  va_end(ap);
+  argv[n] = NULL;
+  pid = spawn_cli(argv, &out_fd, &err_fd);
+  finish_cli(r, pid, out_fd, err_fd);
 }
 
 static void run_free(run_t* r) {
@@ -721,6 +744,379 @@ static void test_cli_help_and_version(void** state) {
   run_free(&r);
 }
 
+/* --- waiting reads, watch, demo --------------------------------------- */
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* Forks a child that, through the kit only, sleeps delay_ms and pages the
+ * swapped and PROT_NONE pages back in, then leaves with _exit. */
+static pid_t fork_pager(fixture_t* f, long delay_ms) {
+  pid_t pid;
+  fflush(stdout);
+  fflush(stderr);
+  pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    sleep_ms(delay_ms);
+    if (sr_kit_page_in(f->kit, f->cr3_value, PAGE(P_SWAP), 1) != 0 ||
+        sr_kit_page_in(f->kit, f->cr3_value, PAGE(P_PROTNONE), 1) != 0)
+      _exit(1);
+    _exit(0);
+  }
+  return pid;
+}
+
+static void assert_child_ok(pid_t pid) {
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* Counts the non-overlapping occurrences of needle in hay. */
+static size_t count_of(const char* hay, const char* needle) {
+  size_t n = 0;
+  for (hay = strstr(hay, needle); hay != NULL;
+       hay = strstr(hay + strlen(needle), needle))
+    n++;
+  return n;
+}
+
+/* The number after "key": in a JSON text. */
+static uint64_t json_uint(const char* json, const char* key) {
+  char k[64];
+  const char* p;
+  snprintf(k, sizeof(k), "\"%s\":", key);
+  p = strstr(json, k);
+  if (p == NULL)
+    fail_msg("no \"%s\" in: %s", key, json);
+  return strtoull(p + strlen(k), NULL, 10);
+}
+
+/* read --wait on the kit's own file (so the kit's page-ins are seen): a
+ * second process pages the two missing pages in ~200 ms later; the read
+ * waits for them and writes exactly the pattern. */
+static void test_cli_read_wait_completes_after_page_in(void** state) {
+  fixture_t* f = *state;
+  char va_s[24], len_s[24];
+  unsigned char* got;
+  size_t got_len;
+  pid_t pager;
+  run_t r;
+
+  hex(va_s, sizeof(va_s), PAGE(P_DATA0));
+  snprintf(len_s, sizeof(len_s), "%d", 4 * 4096); /* pages 0..3 */
+  pager = fork_pager(f, 200);
+  run_cli(&r, "read", f->raw, "--segments", SEGMENTS_ARG, "--cr3", f->cr3, va_s,
+          len_s, "--wait=5s", "-o", f->out, NULL);
+  assert_child_ok(pager);
+  if (r.status != 0)
+    fail_msg("exit %d, stderr: %s", r.status, r.err);
+  assert_string_equal(r.out, "");
+  assert_string_equal(r.err, ""); /* no progress off a tty, loop closed */
+  got = slurp(f->out, &got_len);
+  assert_int_equal(got_len, 4 * 4096);
+  assert_pattern(got, PAGE(P_DATA0), got_len, SEED);
+  free(got);
+  run_free(&r);
+
+  /* Everything present now: --wait without a timeout returns at once. */
+  run_cli(&r, "read", f->raw, "--segments", SEGMENTS_ARG, "--cr3", f->cr3, va_s,
+          len_s, "--wait", "--json", "-o", f->out, NULL);
+  assert_int_equal(r.status, 0);
+  assert_contains(r.out, "\"status\":\"OK\"");
+  assert_contains(r.out, "\"complete\":true");
+  assert_contains(r.out, "\"missing\":[]");
+  run_free(&r);
+}
+
+/* Without the page-in, --wait=300ms times out: exit 1, the JSON lists
+ * exactly the two missing chunks (as the plain read would), the bytes
+ * that were there are kept and the missing ones are zero. */
+static void test_cli_read_wait_timeout_names_missing(void** state) {
+  fixture_t* f = *state;
+  char va_s[24], len_s[24], s[128], item[2048];
+  unsigned char* got;
+  size_t got_len;
+  size_t k;
+  int page;
+  run_t r;
+
+  hex(va_s, sizeof(va_s), PAGE(P_DATA0));
+  snprintf(len_s, sizeof(len_s), "%d", 4 * 4096);
+  run_cli(&r, "read", f->raw, "--segments", SEGMENTS_ARG, "--cr3", f->cr3, va_s,
+          len_s, "--wait=300ms", "--json", "-o", f->out, NULL);
+  assert_int_equal(r.status, 1);
+  assert_contains(r.out, "\"status\":\"ETIMEDOUT\"");
+  assert_contains(r.out, "\"complete\":false");
+  assert_contains(r.out, "\"bytes_missing\":8192");
+  assert_true(json_uint(r.out, "waited_ms") >= 300);
+  /* The top-level object plus one item per missing chunk. */
+  assert_int_equal(count_of(r.out, "{\"va\":"), 3);
+  json_item(r.out, PAGE(P_SWAP), item, sizeof(item));
+  assert_contains(item, "\"kind\":\"linux-swap\"");
+  snprintf(s, sizeof(s), "\"swap_type\":%d,\"swap_offset\":%d", SWAP_TYPE,
+           SWAP_OFF);
+  assert_contains(item, s);
+  json_item(r.out, PAGE(P_PROTNONE), item, sizeof(item));
+  assert_contains(item, "\"kind\":\"linux-protnone\"");
+  assert_contains(item, "\"len\":4096");
+  got = slurp(f->out, &got_len);
+  assert_int_equal(got_len, 4 * 4096);
+  for (page = 0; page < 4; page++) {
+    const unsigned char* p = got + page * 4096;
+    if (page == P_DATA0 || page == P_DATA1) {
+      assert_pattern(p, PAGE(page), 4096, SEED);
+    } else {
+      for (k = 0; k < 4096; k++)
+        assert_int_equal(p[k], 0);
+    }
+  }
+  free(got);
+  run_free(&r);
+
+  /* Text: the timeout, then the same missing lines as without --wait. */
+  run_cli(&r, "read", f->raw, "--segments", SEGMENTS_ARG, "--cr3", f->cr3, va_s,
+          len_s, "--timeout", "300ms", "-o", f->out, NULL);
+  assert_int_equal(r.status, 1);
+  assert_contains(r.err, "timed out after");
+  assert_contains(r.err, "2 of 4 chunks missing");
+  snprintf(s, sizeof(s), "missing 0x%" PRIx64 "-0x%" PRIx64, PAGE(P_SWAP),
+           PAGE(P_SWAP + 1));
+  assert_contains(r.err, s);
+  snprintf(s, sizeof(s), "missing 0x%" PRIx64 "-0x%" PRIx64, PAGE(P_PROTNONE),
+           PAGE(P_PROTNONE + 1));
+  assert_contains(r.err, s);
+  assert_int_equal(count_of(r.err, ": missing 0x"), 2);
+  run_free(&r);
+}
+
+/* A frame in a physical hole never arrives: --wait fails at once with the
+ * same report as a plain read. */
+static void test_cli_read_wait_permanent_error_fails(void** state) {
+  fixture_t* f = *state;
+  char va_s[24], item[2048];
+  run_t r;
+
+  run_cli(&r, "read", f->raw, "--segments", SEGMENTS_ARG, "--cr3", f->cr3,
+          hex(va_s, sizeof(va_s), PAGE(P_HOLE)), "4096", "--wait=5s", "--json",
+          NULL);
+  assert_int_equal(r.status, 1);
+  assert_contains(r.out, "\"status\":\"EHOLE\"");
+  json_item(r.out, PAGE(P_HOLE), item, sizeof(item));
+  assert_contains(item, "\"kind\":\"hole\"");
+  assert_true(json_uint(r.out, "waited_ms") < 5000);
+  run_free(&r);
+}
+
+/* Reads one line of the CLI's stdout (without the newline) into line;
+ * fails the test after 5 s. */
+static void read_line(int fd, char* line, size_t n) {
+  size_t len = 0;
+  for (;;) {
+    struct pollfd p = {fd, POLLIN, 0};
+    ssize_t got;
+    char c;
+    if (poll(&p, 1, 5000) != 1)
+      fail_msg("no line from the CLI within 5 s (have \"%.*s\")", (int)len,
+               line);
+    got = read(fd, &c, 1);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got != 1)
+      fail_msg("EOF from the CLI (have \"%.*s\")", (int)len, line);
+    if (c == '\n')
+      break;
+    assert_true(len + 1 < n);
+    line[len++] = c;
+  }
+  line[len] = '\0';
+}
+
+/* watch: the initial state, then one event per change the kit makes (the
+ * test waits for each line before the next change); --count ends it. */
+static void test_cli_watch_reports_out_and_in(void** state) {
+  fixture_t* f = *state;
+  const char* argv[20];
+  char va_s[24], line[2048], want[96];
+  sr_pte_info_t info;
+  int out_fd, err_fd;
+  pid_t pid;
+  run_t r;
+  int n = 1;
+
+  hex(va_s, sizeof(va_s), PAGE(P_DATA1));
+  argv[n++] = "watch";
+  argv[n++] = f->raw;
+  argv[n++] = "--segments";
+  argv[n++] = SEGMENTS_ARG;
+  argv[n++] = "--cr3";
+  argv[n++] = f->cr3;
+  argv[n++] = va_s;
+  argv[n++] = "4096";
+  argv[n++] = "--interval";
+  argv[n++] = "10";
+  argv[n++] = "--count";
+  argv[n++] = "2";
+  argv[n++] = "--json";
+  argv[n] = NULL;
+  pid = spawn_cli(argv, &out_fd, &err_fd);
+
+  read_line(out_fd, line, sizeof(line));
+  assert_contains(line, "\"event\":\"initial\"");
+  snprintf(want, sizeof(want), "\"va\":\"%s\",\"len\":4096,\"present\":true",
+           va_s);
+  assert_contains(line, want);
+  snprintf(want, sizeof(want), "\"gpa\":\"0x%" PRIx64 "\"",
+           kit_gpa(f, PAGE(P_DATA1)));
+  assert_contains(line, want);
+
+  memset(&info, 0, sizeof(info));
+  info.kind = SR_PTE_LINUX_SWAP;
+  info.swap_type = 1;
+  info.swap_offset = 0x42;
+  assert_int_equal(
+      sr_kit_page_out(f->kit, f->cr3_value, PAGE(P_DATA1), 1, &info), 0);
+  read_line(out_fd, line, sizeof(line));
+  assert_contains(line, "\"event\":\"out\"");
+  assert_contains(line, "\"present\":false");
+  assert_contains(line,
+                  "\"kind\":\"linux-swap\",\"swap_type\":1,"
+                  "\"swap_offset\":66");
+  assert_contains(line, "\"was\":\"present\"");
+
+  assert_int_equal(sr_kit_page_in(f->kit, f->cr3_value, PAGE(P_DATA1), 1), 0);
+  read_line(out_fd, line, sizeof(line));
+  assert_contains(line, "\"event\":\"in\"");
+  assert_contains(line, want); /* the same GPA as at the start */
+
+  finish_cli(&r, pid, out_fd, err_fd);
+  assert_int_equal(r.status, 0);
+  assert_string_equal(r.out, ""); /* nothing after the second event */
+  assert_string_equal(r.err, "");
+  run_free(&r);
+}
+
+/* watch ends cleanly (exit 0) on SIGINT, and after --duration; the text
+ * initial state names the swapped page's kind. */
+static void test_cli_watch_ends_on_sigint_and_duration(void** state) {
+  fixture_t* f = *state;
+  const char* argv[16];
+  char va_s[24], line[2048], want[96];
+  int out_fd, err_fd;
+  pid_t pid;
+  run_t r;
+  int n = 1;
+
+  hex(va_s, sizeof(va_s), PAGE(P_SWAP));
+  argv[n++] = "watch";
+  argv[n++] = f->elf;
+  argv[n++] = "--cr3";
+  argv[n++] = f->cr3;
+  argv[n++] = va_s;
+  argv[n++] = "4096";
+  argv[n] = NULL;
+  pid = spawn_cli(argv, &out_fd, &err_fd);
+  read_line(out_fd, line, sizeof(line)); /* "# watching ..." */
+  assert_int_equal(line[0], '#');
+  read_line(out_fd, line, sizeof(line));
+  snprintf(want, sizeof(want), "initial %s not-present linux-swap type %d",
+           va_s, SWAP_TYPE);
+  assert_contains(line, want);
+  assert_int_equal(kill(pid, SIGINT), 0);
+  finish_cli(&r, pid, out_fd, err_fd);
+  assert_int_equal(r.status, 0);
+  run_free(&r);
+
+  run_cli(&r, "watch", f->elf, "--cr3", f->cr3, va_s, "8192", "--duration",
+          "150ms", "--json", NULL);
+  assert_int_equal(r.status, 0);
+  /* Pages 2 and 3: a swap entry and a PROT_NONE entry, two runs. */
+  assert_int_equal(count_of(r.out, "\"event\":\"initial\""), 2);
+  assert_contains(r.out, "\"kind\":\"linux-protnone\"");
+  run_free(&r);
+}
+
+/* demo: exit 0, says it verified the bytes, and removes its temporary
+ * directory (made under $TMPDIR, pointed at the fixture's directory). */
+static void test_cli_demo_exits_0(void** state) {
+  fixture_t* f = *state;
+  const char* old = getenv("TMPDIR");
+  char* saved = old != NULL ? strdup(old) : NULL;
+  struct dirent* de;
+  DIR* dir;
+  run_t r;
+
+  assert_int_equal(setenv("TMPDIR", f->dir, 1), 0);
+  run_cli(&r, "demo", NULL);
+  if (saved != NULL)
+    setenv("TMPDIR", saved, 1);
+  else
+    unsetenv("TMPDIR");
+  free(saved);
+  if (r.status != 0)
+    fail_msg("demo exit %d\nstdout: %s\nstderr: %s", r.status, r.out, r.err);
+  assert_contains(r.out, "verified");
+  assert_contains(r.out, "child   exited 0");
+  assert_contains(r.out, "demo: ok");
+  dir = opendir(f->dir);
+  assert_non_null(dir);
+  while ((de = readdir(dir)) != NULL)
+    if (strncmp(de->d_name, "swapread-demo", 13) == 0)
+      fail_msg("demo left %s/%s behind", f->dir, de->d_name);
+  closedir(dir);
+  run_free(&r);
+}
+
+static void test_cli_wait_watch_demo_usage_exit_2(void** state) {
+  static const char* const bad[][10] = {
+      {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=abc", NULL},
+      {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=5x", NULL},
+      {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=", NULL},
+      {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=0s", NULL},
+      {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=5", NULL},
+      {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=-1s", NULL},
+      {"read", "IMG", "--cr3", "0x1000", "0x1000", "1",
+       "--wait=99999999999999999999ms", NULL},
+      {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--timeout", NULL},
+      {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=5s",
+       "--timeout", "2s", NULL},
+      {"watch", "IMG", "--cr3", "0x1000", "0x1000", "1", "--interval", "0",
+       NULL},
+      {"watch", "IMG", "--cr3", "0x1000", "0x1000", "1", "--count", "0", NULL},
+      {"watch", "IMG", "--cr3", "0x1000", "0x1000", "1", "--count", "2",
+       "--duration", "1s"},
+      {"watch", "IMG", "--cr3", "0x1000", "0x1000", "1", "--duration", "5",
+       NULL},
+      {"watch", "IMG", "--cr3", "0x1000", "0x1000", NULL}, /* no LEN */
+      {"demo", "--bogus", NULL},
+      {"demo", "extra", NULL},
+  };
+  fixture_t* f = *state;
+  size_t k;
+
+  for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+    const char* a[10];
+    run_t r;
+    int n;
+    for (n = 0; n < 10; n++)
+      a[n] = bad[k][n] != NULL && strcmp(bad[k][n], "IMG") == 0 ? f->elf
+                                                                : bad[k][n];
+    run_cli(&r, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9],
+            NULL);
+    if (r.status != 2)
+      fail_msg("case %zu (%s %s): exit %d, stderr: %s", k, a[0], a[6], r.status,
+               r.err);
+    assert_int_equal(strncmp(r.err, "swapread: ", 10), 0);
+    assert_string_equal(r.out, "");
+    run_free(&r);
+  }
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void) {
@@ -738,6 +1134,13 @@ int main(void) {
       T(test_cli_mkimage_image_is_usable),
       T(test_cli_la57_translate),
       cmocka_unit_test(test_cli_help_and_version),
+      T(test_cli_read_wait_completes_after_page_in),
+      T(test_cli_read_wait_timeout_names_missing),
+      T(test_cli_read_wait_permanent_error_fails),
+      T(test_cli_watch_reports_out_and_in),
+      T(test_cli_watch_ends_on_sigint_and_duration),
+      T(test_cli_demo_exits_0),
+      T(test_cli_wait_watch_demo_usage_exit_2),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

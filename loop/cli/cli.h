@@ -17,6 +17,8 @@ int cli_cmd_translate(int argc, char** argv);
 int cli_cmd_read(int argc, char** argv);
 int cli_cmd_maps(int argc, char** argv);
 int cli_cmd_mkimage(int argc, char** argv);
+int cli_cmd_watch(int argc, char** argv);
+int cli_cmd_demo(int argc, char** argv);
 
 /* Prints the usage of `cmd` (NULL: the overview) to `out`. Returns 0, or
  * -1 when `cmd` is not a command. */

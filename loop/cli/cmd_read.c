@@ -1,4 +1,5 @@
-/* swapread CLI — `read`: a synchronous read of a guest virtual range.
+/* swapread CLI — `read`: a read of a guest virtual range, synchronous or
+ * waiting for paged-out pages.
  *
  * The range is cut into chunks (the 4 KiB pages it touches, the first and
  * last possibly partial); each chunk is translated with sr_translate and,
@@ -7,8 +8,10 @@
  * the level/entry/entry GPA that stopped the walk and the kind (swap type
  * and offset when known), or hole/beyond for data that is not in the file.
  * Adjacent missing chunks with the same cause (e.g. the 512 chunks under
- * one non-present PD entry) are reported as one range. It never waits for
- * paged-out data (that is the engine's job). Exit 1 when anything was
+ * one non-present PD entry) are reported as one range. With --wait the
+ * bytes come from one waiting read through the libuv binding (wait.c);
+ * the chunks still missing at the timeout are then described the same
+ * way, from a walk made after the read ended. Exit 1 when anything was
  * missing.
  */
 #include <errno.h>
@@ -22,6 +25,8 @@
 #include "hexdump.h"
 #include "json.h"
 #include "options.h"
+#include "swapread/swap.h"
+#include "wait.h"
 
 static const char* const cmd = "read";
 
@@ -162,10 +167,13 @@ static const char* stop_kind(const sr_translation_t* t) {
   }
 }
 
-/* Reads the chunk [va, va + n), which lies inside one 4 KiB page. Returns
- * 0, or SR_EINVAL when the walk options or cr3 are unusable. */
+/* Reads the chunk [va, va + n), which lies inside one 4 KiB page, or with
+ * `copy` false only describes why it is missing (a waiting read that timed
+ * out: a chunk that translates now arrived after the deadline, and is
+ * reported as "timed-out"). Returns 0, or SR_EINVAL when the walk options
+ * or cr3 are unusable. */
 static int read_chunk(read_state_t* s, const sr_image_t* image, uint64_t va,
-                      size_t n) {
+                      size_t n, bool copy) {
   unsigned char buf[4096];
   sr_translation_t t;
   missing_t m;
@@ -175,7 +183,17 @@ static int read_chunk(read_state_t* s, const sr_image_t* image, uint64_t va,
   err = sr_translate(image, s->c->cr3, va, &s->c->walk, &t);
   if (err == SR_EINVAL && t.stop_level == 0)
     return err;
-  if (err == 0) {
+  if (err == 0 && !copy) {
+    m.va = va;
+    m.len = n;
+    m.status = SR_ETIMEDOUT;
+    m.level = t.stop_level;
+    m.entry = t.entry[t.stop_level - 1];
+    m.entry_gpa = t.entry_gpa[t.stop_level - 1];
+    m.kind = "timed-out";
+    m.has_gpa = true;
+    m.gpa = t.gpa;
+  } else if (err == 0) {
     size_t done = 0;
     err = sr_image_read(image, t.gpa, buf, n, &done);
     emit(s, buf, done, true);
@@ -206,10 +224,81 @@ static int read_chunk(read_state_t* s, const sr_image_t* image, uint64_t va,
   return 0;
 }
 
+/* The --wait options. */
+typedef struct wait_opts_s {
+  bool wait;           /* --wait or --timeout seen */
+  bool timeout_given;  /* a timeout value was given */
+  uint64_t timeout_ms; /* SR_TIMEOUT_NONE: forever */
+} wait_opts_t;
+
+/* Offers the current argument to --wait[=T] / --timeout T. Returns 1 when
+ * consumed, 0 when not one of them, or CLI_USAGE (printed). */
+static int wait_opt(wait_opts_t* wo, cli_args_t* a) {
+  const char* arg = a->argv[a->i];
+  const char* v = NULL;
+  uint64_t ms;
+  int r;
+
+  if (a->only_pos)
+    return 0;
+  if (strcmp(arg, "--wait") == 0) {
+    wo->wait = true;
+    return 1;
+  }
+  if (strncmp(arg, "--wait=", 7) == 0)
+    v = arg + 7;
+  else if ((r = cli_opt(a, cmd, "--timeout", &v)) != 1)
+    return r;
+  if ((r = cli_duration(cmd, "timeout", v, 0, &ms)) != 0)
+    return r;
+  if (wo->timeout_given && ms != wo->timeout_ms)
+    return cli_usage_error(cmd, "two different timeouts given");
+  wo->wait = true;
+  wo->timeout_given = true;
+  wo->timeout_ms = ms;
+  return 1;
+}
+
+/* The name a waiting read's outcome goes by in the JSON "status". */
+static const char* wait_status_name(const cli_wait_t* w) {
+  if (w->status == SR_EPARTIAL)
+    return sr_err_name(SR_ETIMEDOUT);
+  return sr_err_name(w->status);
+}
+
+/* Whether the wait's bitmap says which chunks are missing (else the
+ * chunks are read again, as without --wait). */
+static bool wait_has_bitmap(const cli_wait_t* w) {
+  return w->status == 0 ||
+         ((w->status == SR_EPARTIAL || w->status == SR_ETIMEDOUT ||
+           w->status == SR_ECANCELED) &&
+          w->missing != NULL);
+}
+
+/* A line on stderr saying why a waiting read ended without every chunk. */
+static void wait_note(const cli_wait_t* w) {
+  if (w->status == 0)
+    return;
+  if (w->start < 0) {
+    cli_error(cmd, "not waiting: %s", sr_strerror(w->status));
+  } else if (w->interrupted) {
+    cli_error(cmd, "interrupted after %" PRIu64 " ms", w->waited_ms);
+  } else if (w->status == SR_EPARTIAL || w->status == SR_ETIMEDOUT) {
+    cli_error(cmd, "timed out after %" PRIu64 " ms, %zu of %zu chunks missing",
+              w->waited_ms, w->nmissing, w->nchunks);
+  } else {
+    cli_error(cmd, "gave up after %" PRIu64 " ms: %s", w->waited_ms,
+              sr_strerror(w->status));
+  }
+}
+
 int cli_cmd_read(int argc, char** argv) {
   cli_common_t c;
   cli_args_t a = {argc, argv, 1, false};
   read_state_t s;
+  wait_opts_t wo = {false, false, SR_TIMEOUT_NONE};
+  cli_wait_t w;
+  bool bitmap = false;
   const char* pos[3];
   size_t npos = 0;
   const char* out_path = NULL;
@@ -218,12 +307,14 @@ int cli_cmd_read(int argc, char** argv) {
   uint64_t va = 0;
   uint64_t len = 0;
   uint64_t off;
+  size_t chunk;
   sr_image_t* image = NULL;
   FILE* out_file = NULL;
   int rc;
   int r;
 
   cli_common_init(&c, cmd);
+  memset(&w, 0, sizeof(w));
   for (; a.i < argc; a.i++) {
     const char* v;
     if (cli_help_opt(&a, cmd))
@@ -246,6 +337,11 @@ int cli_cmd_read(int argc, char** argv) {
     }
     if (cli_opt(&a, cmd, "--hexdump", NULL)) {
       want_hexdump = true;
+      continue;
+    }
+    if ((r = wait_opt(&wo, &a)) != 0) {
+      if (r != 1)
+        return r;
       continue;
     }
     if (cli_is_option(&a)) {
@@ -276,6 +372,8 @@ int cli_cmd_read(int argc, char** argv) {
     return cli_usage_error(cmd, "--json takes stdout; use -o FILE for bytes");
   if (want_raw && out_path != NULL)
     return cli_usage_error(cmd, "--raw writes stdout; drop it or -o");
+  if (wo.wait && len > SIZE_MAX)
+    return cli_usage_error(cmd, "LEN too large for --wait");
 
   if ((rc = cli_open_image(&c, pos[0], &image)) != 0)
     return rc;
@@ -286,6 +384,30 @@ int cli_cmd_read(int argc, char** argv) {
       sr_image_close(image);
       return CLI_FAIL;
     }
+  }
+
+  if (wo.wait) {
+    int err;
+    w.cr3 = c.cr3;
+    w.va = va;
+    w.len = len;
+    w.walk = c.walk;
+    w.timeout_ms = wo.timeout_ms;
+    w.progress = isatty(STDERR_FILENO) ? CLI_PROGRESS_TTY : CLI_PROGRESS_NONE;
+    w.progress_out = stderr;
+    w.label = cmd;
+    w.interruptible = true;
+    if ((err = cli_wait_read(&w, image)) != 0) {
+      cli_error(cmd, "cannot wait: %s", cli_wait_strerror(err));
+      cli_wait_free(&w);
+      if (out_file != NULL)
+        fclose(out_file);
+      sr_image_close(image);
+      return CLI_FAIL;
+    }
+    bitmap = wait_has_bitmap(&w);
+    if (!c.json)
+      wait_note(&w);
   }
 
   memset(&s, 0, sizeof(s));
@@ -317,12 +439,14 @@ int cli_cmd_read(int argc, char** argv) {
   }
 
   rc = CLI_OK;
-  for (off = 0; off < len;) {
+  for (off = 0, chunk = 0; off < len; chunk++) {
     uint64_t cva = va + off;
     uint64_t n = SR_PAGE_4K - (cva & (SR_PAGE_4K - 1));
     if (n > len - off)
       n = len - off;
-    if (read_chunk(&s, image, cva, (size_t)n) != 0) {
+    if (bitmap && !cli_wait_chunk_missing(&w, chunk)) {
+      emit(&s, w.buf + off, (size_t)n, true);
+    } else if (read_chunk(&s, image, cva, (size_t)n, !bitmap) != 0) {
       cli_error(cmd, "cr3 0x%" PRIx64 ": %s", c.cr3, sr_strerror(SR_EINVAL));
       rc = CLI_FAIL;
       break;
@@ -332,10 +456,16 @@ int cli_cmd_read(int argc, char** argv) {
   flush_missing(&s);
   if (s.hexdump)
     cli_hexdump_finish(&s.hd);
+  if (wo.wait && w.status != 0)
+    rc = CLI_FAIL;
   if (c.json) {
     cli_json_array_end(&s.j);
     cli_json_kv_bool(&s.j, "complete", s.bytes_missing == 0 && rc == 0);
     cli_json_kv_uint(&s.j, "bytes_missing", s.bytes_missing);
+    if (wo.wait) {
+      cli_json_kv_string(&s.j, "status", wait_status_name(&w));
+      cli_json_kv_uint(&s.j, "waited_ms", w.waited_ms);
+    }
     cli_json_object_end(&s.j);
     cli_json_newline(&s.j);
   } else if (s.bytes_missing != 0) {
@@ -346,6 +476,7 @@ int cli_cmd_read(int argc, char** argv) {
   }
   if (s.bytes_missing != 0)
     rc = CLI_FAIL;
+  cli_wait_free(&w);
 
   if (out_file != NULL && (ferror(out_file) | fclose(out_file)) != 0) {
     cli_error(out_path, "write error");

@@ -40,9 +40,9 @@ static const command_t commands[] = {
      "raw entry, flags), then the GPA, page size and protection, or where\n"
      "and why the walk stopped. Exit 1 if any VA did not translate.\n"
      "--json: one JSON object per VA, one per line.\n\n" COMMON_HELP},
-    {"read", cli_cmd_read, "read guest virtual memory (synchronously)",
+    {"read", cli_cmd_read, "read guest virtual memory (optionally waiting)",
      "usage: swapread read IMAGE --cr3 X [options] VA LEN\n"
-     "       [-o FILE] [--hexdump | --raw]\n"
+     "       [-o FILE] [--hexdump | --raw] [--wait[=TIMEOUT]]\n"
      "Reads [VA, VA+LEN) chunk by chunk (4 KiB pages). Missing chunks are\n"
      "zero-filled in raw output, shown as ?? in a hexdump, and reported on\n"
      "stderr (or in the JSON) with their level, entry and kind.\n"
@@ -51,8 +51,12 @@ static const command_t commands[] = {
      "  --hexdump   a hexdump on stdout (default on a tty)\n"
      "  --json      stdout gets one JSON object describing the read; the\n"
      "              bytes go only to -o FILE (none without it)\n"
-     "Exit 0 when every chunk was read, 1 when any was "
-     "missing.\n\n" COMMON_HELP},
+     "  --wait[=TIMEOUT]  wait for paged-out chunks to be paged in, until\n"
+     "              TIMEOUT (e.g. 500ms, 5s, 2m; none: forever); progress\n"
+     "              on stderr when it is a terminal; Ctrl-C stops waiting\n"
+     "  --timeout TIMEOUT  the same as --wait=TIMEOUT\n"
+     "Exit 0 when every chunk was read, 1 when any was missing (at the\n"
+     "timeout, with --wait).\n\n" COMMON_HELP},
     {"maps", cli_cmd_maps, "list the mapped regions of an address space",
      "usage: swapread maps IMAGE --cr3 X [options] [--lo A] [--hi B]\n"
      "       [--merge-paged]\n"
@@ -73,6 +77,26 @@ static const command_t commands[] = {
      "  --elf      write an ELF core (the default and only format: the\n"
      "             other commands find its layout with --layout auto)\n"
      "  --json     print the description as JSON\n"},
+    {"watch", cli_cmd_watch, "show the chunks of a range as they come and go",
+     "usage: swapread watch IMAGE --cr3 X [options] VA LEN\n"
+     "       [--interval T] [--count N | --duration T]\n"
+     "Walks each 4 KiB chunk of [VA, VA+LEN), prints the initial state,\n"
+     "then polls and prints a line per change: in (became present), out\n"
+     "(became not present), moved (another GPA), changed (another\n"
+     "non-present entry). Lines: UTC time, +elapsed, event, va, state.\n"
+     "  --interval T   poll period (default 100ms; a bare number is ms)\n"
+     "  --count N      end after N events\n"
+     "  --duration T   end after T (e.g. 10s); default: until Ctrl-C\n"
+     "  --json         one JSON object per line\n"
+     "Exit 0 when it ended by count, duration or signal.\n\n" COMMON_HELP},
+    {"demo", cli_cmd_demo, "a read that waits while a child pages data in",
+     "usage: swapread demo [--keep DIR]\n"
+     "Builds an image with paged-out pages, forks a child that pages them\n"
+     "in one by one over about 3 s, and runs a waiting read (as read\n"
+     "--wait) that stays pending, then completes; checks the bytes.\n"
+     "  --keep DIR   build the image in DIR and keep it (default: a\n"
+     "               temporary directory, removed at the end)\n"
+     "Exit 0 when the read waited, completed and the bytes were right.\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

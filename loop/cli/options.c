@@ -1,5 +1,6 @@
 /* swapread CLI — parsing of the options every image-reading command takes,
- * numbers with suffixes, the layout, and the shared error messages.
+ * numbers with suffixes, durations with units, the layout, and the shared
+ * error messages.
  *
  * It turns text into an sr_layout_t and an sr_walk_opts_t and opens the
  * image; it knows nothing of what the commands do with them. Limits: at
@@ -104,6 +105,52 @@ int cli_number(const char* cmd, const char* what, const char* s,
                uint64_t* out) {
   if (cli_parse_u64(s, out) != 0)
     return cli_usage_error(cmd, "bad %s '%s' (want decimal or 0x-hex)", what,
+                           s);
+  return 0;
+}
+
+int cli_parse_duration_ms(const char* s, uint64_t bare_ms, uint64_t* ms) {
+  static const struct {
+    const char* name;
+    uint64_t ms;
+  } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+  uint64_t v = 0;
+  size_t ndigits = 0;
+  size_t k;
+
+  if (s == NULL)
+    return -1;
+  for (; *s >= '0' && *s <= '9'; s++, ndigits++) {
+    unsigned d = (unsigned)(*s - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      return -1;
+    v = v * 10 + d;
+  }
+  if (ndigits == 0)
+    return -1;
+  if (*s == '\0') {
+    if (bare_ms == 0 || v > UINT64_MAX / bare_ms)
+      return -1;
+    *ms = v * bare_ms;
+    return 0;
+  }
+  for (k = 0; k < sizeof(units) / sizeof(units[0]); k++) {
+    if (strcmp(s, units[k].name) != 0)
+      continue;
+    if (v > UINT64_MAX / units[k].ms)
+      return -1;
+    *ms = v * units[k].ms;
+    return 0;
+  }
+  return -1;
+}
+
+int cli_duration(const char* cmd, const char* what, const char* s,
+                 uint64_t bare_ms, uint64_t* ms) {
+  /* The upper bound (about 34 years) keeps nanoseconds in 64 bits. */
+  if (cli_parse_duration_ms(s, bare_ms, ms) != 0 || *ms == 0 ||
+      *ms > CLI_DURATION_MAX_MS)
+    return cli_usage_error(cmd, "bad %s '%s' (want e.g. 500ms, 5s, 2m)", what,
                            s);
   return 0;
 }

@@ -80,6 +80,22 @@ int cli_parse_u64(const char* s, uint64_t* out);
  * with a usage hint and returns CLI_USAGE. */
 int cli_number(const char* cmd, const char* what, const char* s, uint64_t* out);
 
+/* Parses a duration: an unsigned integer followed by a unit, "ms", "s",
+ * "m" or "h" ("500ms", "5s", "2m"). A bare number counts `bare_ms`
+ * milliseconds each; bare_ms 0 means a unit is required. Returns 0 with
+ * the duration in milliseconds, or -1 on garbage, a missing number or
+ * unit, or overflow. */
+int cli_parse_duration_ms(const char* s, uint64_t bare_ms, uint64_t* ms);
+
+/* The longest duration cli_duration accepts (2^40 ms, about 34 years). */
+#define CLI_DURATION_MAX_MS (UINT64_C(1) << 40)
+
+/* As cli_parse_duration_ms, and the duration must be in
+ * 1..CLI_DURATION_MAX_MS; on failure
+ * prints "swapread: cmd: bad <what> 'STR'" and returns CLI_USAGE. */
+int cli_duration(const char* cmd, const char* what, const char* s,
+                 uint64_t bare_ms, uint64_t* ms);
+
 /* Opens the image at `path` with the layout of `c`. On failure prints
  * "swapread: <path>: <reason>" and returns CLI_FAIL. */
 int cli_open_image(const cli_common_t* c, const char* path, sr_image_t** out);

@@ -1,4 +1,5 @@
-/* swapread — umbrella header: the whole public API. */
+/* swapread — umbrella header: the whole public API (the libuv binding
+ * included, so <uv.h> must be on the include path: pkg-config does it). */
 #ifndef SWAPREAD_H
 #define SWAPREAD_H
 
@@ -8,5 +9,6 @@
 #include "swapread/regions.h"
 #include "swapread/kit.h"
 #include "swapread/swap.h"
+#include "swapread/uv.h"
 
 #endif /* SWAPREAD_H */
