@@ -339,12 +339,31 @@ int sr_image_locate(const sr_image_t* image, uint64_t gpa, sr_locate_t* out) {
   return err;
 }
 
+/* The 8 bytes at gpa one by one (an entry across an extent boundary):
+ * 0, SR_EHOLE or SR_EBEYOND (SR_EHOLE if they would wrap past 2^64). */
+static int gather64(const sr_image_t* image, uint64_t gpa, uint64_t* value) {
+  const unsigned char* p;
+  uint64_t v = 0;
+  int err, i;
+
+  if (gpa > UINT64_MAX - 7)
+    return SR_EHOLE;
+  for (i = 0; i < 8; i++) {
+    err = sr__image_locate(image, gpa + (uint64_t)i, &p, NULL);
+    if (err != 0)
+      return err;
+    v |= (uint64_t)*p << (8 * i);
+  }
+  *value = v;
+  return 0;
+}
+
 /* See image_internal.h. The slow path (an entry straddling the end of a
  * segment or of the file) gathers byte by byte. */
 int sr__image_load64(const sr_image_t* image, uint64_t gpa, uint64_t* value) {
   const unsigned char* p;
   uint64_t run, v = 0;
-  int err, i;
+  int err;
 
   assert(image != NULL && value != NULL);
   assert(gpa % 8 == 0);
@@ -359,14 +378,7 @@ int sr__image_load64(const sr_image_t* image, uint64_t gpa, uint64_t* value) {
     *value = v;
     return 0;
   }
-  for (i = 0; i < 8; i++) {
-    err = sr__image_locate(image, gpa + (uint64_t)i, &p, NULL);
-    if (err != 0)
-      return err;
-    v |= (uint64_t)*p << (8 * i);
-  }
-  *value = v;
-  return 0;
+  return gather64(image, gpa, value);
 }
 
 /* See image_internal.h. fstat may fail (then nothing changes); the size
@@ -468,25 +480,6 @@ static void span_find(const sr_image_t* image, uint64_t gpa, span_t* c) {
   c->lo = s->gpa;
   c->n = len - 7;
   c->p = image->base + s->file_off;
-}
-
-/* The 8 bytes at gpa one by one (an entry across an extent boundary):
- * 0, SR_EHOLE or SR_EBEYOND (SR_EHOLE if they would wrap past 2^64). */
-static int gather64(const sr_image_t* image, uint64_t gpa, uint64_t* value) {
-  const unsigned char* p;
-  uint64_t v = 0;
-  int err, i;
-
-  if (gpa > UINT64_MAX - 7)
-    return SR_EHOLE;
-  for (i = 0; i < 8; i++) {
-    err = sr__image_locate(image, gpa + (uint64_t)i, &p, NULL);
-    if (err != 0)
-      return err;
-    v |= (uint64_t)*p << (8 * i);
-  }
-  *value = v;
-  return 0;
 }
 
 /* One entry the slow way: its segment looked up (and cached in *c), or

@@ -397,18 +397,30 @@ static void free_carve(sr_kit_t* kit, size_t i, uint64_t start, uint64_t size) {
   }
 }
 
+/* The array p of elements of `size` bytes with its capacity doubled (to
+ * `first` when empty; *cap updated), or NULL with p and *cap unchanged. */
+static void* grow_array(void* p, size_t* cap, size_t size, size_t first) {
+  size_t n = *cap == 0 ? first : *cap * 2;
+  void* q;
+
+  if (n > SIZE_MAX / 2 / size)
+    return NULL;
+  q = realloc(p, n * size);
+  if (q != NULL)
+    *cap = n;
+  return q;
+}
+
 int sr_kit_alloc(sr_kit_t* kit, uint64_t size, uint64_t align, uint64_t* gpa) {
   uint64_t limit;
   if (kit == NULL || gpa == NULL || size == 0 || size > KIT_MAX_SIZE ||
       !is_pow2(align) || align < SR_PAGE_4K || align > KIT_MAX_SIZE)
     return SR_EINVAL;
   if (kit->nfree == kit->free_cap) {
-    size_t cap = kit->free_cap * 2;
-    sr_segment_t* p = realloc(kit->free, cap * sizeof(*p));
-    if (p == NULL)
+    void* q = grow_array(kit->free, &kit->free_cap, sizeof(*kit->free), 4);
+    if (q == NULL)
       return SR_ENOMEM;
-    kit->free = p;
-    kit->free_cap = cap;
+    kit->free = q;
   }
   limit = min_u64(kit->file_size, kit->map_len);
   for (size_t i = 0; i < kit->nfree; i++) {
@@ -450,12 +462,10 @@ int sr_kit_new_space(sr_kit_t* kit, sr_paging_t paging, uint64_t* cr3) {
       (paging != SR_PAGING_4LEVEL && paging != SR_PAGING_5LEVEL))
     return SR_EINVAL;
   if (kit->nspace == kit->space_cap) {
-    size_t cap = kit->space_cap == 0 ? 4 : kit->space_cap * 2;
-    kit_space_t* p = realloc(kit->space, cap * sizeof(*p));
-    if (p == NULL)
+    void* q = grow_array(kit->space, &kit->space_cap, sizeof(*kit->space), 4);
+    if (q == NULL)
       return SR_ENOMEM;
-    kit->space = p;
-    kit->space_cap = cap;
+    kit->space = q;
   }
   rc = sr_kit_alloc(kit, SR_PAGE_4K, SR_PAGE_4K, &root);
   if (rc != 0)
@@ -518,12 +528,10 @@ static int paged_remember(sr_kit_t* kit, uint64_t gpa, uint64_t value) {
     return 0;
   }
   if (kit->npaged == kit->paged_cap) {
-    size_t cap = kit->paged_cap == 0 ? 16 : kit->paged_cap * 2;
-    kit_paged_t* p = realloc(kit->paged, cap * sizeof(*p));
-    if (p == NULL)
+    void* q = grow_array(kit->paged, &kit->paged_cap, sizeof(*kit->paged), 16);
+    if (q == NULL)
       return SR_ENOMEM;
-    kit->paged = p;
-    kit->paged_cap = cap;
+    kit->paged = q;
   }
   memmove(&kit->paged[i + 1], &kit->paged[i],
           (kit->npaged - i) * sizeof(*kit->paged));

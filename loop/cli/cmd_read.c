@@ -300,7 +300,7 @@ int cli_cmd_read(int argc, char** argv) {
   cli_wait_t w;
   bool bitmap = false;
   const char* pos[3];
-  size_t npos = 0;
+  int npos = 0;
   const char* out_path = NULL;
   bool want_raw = false;
   bool want_hexdump = false;
@@ -344,28 +344,11 @@ int cli_cmd_read(int argc, char** argv) {
         return r;
       continue;
     }
-    if (cli_is_option(&a)) {
-      if (a.only_pos)
-        continue; /* it was "--" */
-      return cli_usage_error(cmd, "unknown option '%s'", argv[a.i]);
-    }
-    if (npos == 3)
-      return cli_usage_error(cmd, "unexpected argument '%s'", argv[a.i]);
-    pos[npos++] = argv[a.i];
+    if ((rc = cli_range_positional(&a, cmd, pos, &npos)) != 0)
+      return rc;
   }
-  if (npos == 0)
-    return cli_usage_error(cmd, "missing IMAGE");
-  if ((rc = cli_common_check(&c, true)) != 0)
+  if ((rc = cli_range_check(&c, cmd, pos, npos, &va, &len)) != 0)
     return rc;
-  if (npos < 3)
-    return cli_usage_error(cmd, npos == 1 ? "missing VA" : "missing LEN");
-  if ((rc = cli_number(cmd, "VA", pos[1], &va)) != 0 ||
-      (rc = cli_number(cmd, "LEN", pos[2], &len)) != 0)
-    return rc;
-  if (len == 0)
-    return cli_usage_error(cmd, "LEN must not be 0");
-  if (len - 1 > UINT64_MAX - va)
-    return cli_usage_error(cmd, "VA + LEN wraps around");
   if (want_raw && want_hexdump)
     return cli_usage_error(cmd, "--raw and --hexdump exclude each other");
   if (c.json && (want_raw || want_hexdump))

@@ -310,7 +310,7 @@ int cli_cmd_watch(int argc, char** argv) {
   cli_args_t a = {argc, argv, 1, false};
   watch_t w;
   const char* pos[3];
-  size_t npos = 0;
+  int npos = 0;
   uint64_t interval_ms = WATCH_DEFAULT_INTERVAL_MS;
   uint64_t duration_ms = 0;
   bool have_count = false;
@@ -350,28 +350,11 @@ int cli_cmd_watch(int argc, char** argv) {
       have_count = true;
       continue;
     }
-    if (cli_is_option(&a)) {
-      if (a.only_pos)
-        continue; /* it was "--" */
-      return cli_usage_error(cmd, "unknown option '%s'", argv[a.i]);
-    }
-    if (npos == 3)
-      return cli_usage_error(cmd, "unexpected argument '%s'", argv[a.i]);
-    pos[npos++] = argv[a.i];
+    if ((rc = cli_range_positional(&a, cmd, pos, &npos)) != 0)
+      return rc;
   }
-  if (npos == 0)
-    return cli_usage_error(cmd, "missing IMAGE");
-  if ((rc = cli_common_check(&c, true)) != 0)
+  if ((rc = cli_range_check(&c, cmd, pos, npos, &w.va, &w.len)) != 0)
     return rc;
-  if (npos < 3)
-    return cli_usage_error(cmd, npos == 1 ? "missing VA" : "missing LEN");
-  if ((rc = cli_number(cmd, "VA", pos[1], &w.va)) != 0 ||
-      (rc = cli_number(cmd, "LEN", pos[2], &w.len)) != 0)
-    return rc;
-  if (w.len == 0)
-    return cli_usage_error(cmd, "LEN must not be 0");
-  if (w.len - 1 > UINT64_MAX - w.va)
-    return cli_usage_error(cmd, "VA + LEN wraps around");
   if (have_count && duration_ms != 0)
     return cli_usage_error(cmd, "--count and --duration exclude each other");
   if (((w.va + (w.len - 1)) >> 12) - (w.va >> 12) + 1 > WATCH_MAX_CHUNKS)

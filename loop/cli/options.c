@@ -351,3 +351,36 @@ int cli_open_image(const cli_common_t* c, const char* path, sr_image_t** out) {
   }
   return 0;
 }
+
+int cli_range_positional(cli_args_t* a, const char* cmd, const char* pos[3],
+                         int* npos) {
+  if (cli_is_option(a)) {
+    if (a->only_pos)
+      return 0; /* it was "--" */
+    return cli_usage_error(cmd, "unknown option '%s'", a->argv[a->i]);
+  }
+  if (*npos == 3)
+    return cli_usage_error(cmd, "unexpected argument '%s'", a->argv[a->i]);
+  pos[(*npos)++] = a->argv[a->i];
+  return 0;
+}
+
+int cli_range_check(cli_common_t* c, const char* cmd, const char* pos[3],
+                    int npos, uint64_t* va, uint64_t* len) {
+  int rc;
+
+  if (npos == 0)
+    return cli_usage_error(cmd, "missing IMAGE");
+  if ((rc = cli_common_check(c, true)) != 0)
+    return rc;
+  if (npos < 3)
+    return cli_usage_error(cmd, npos == 1 ? "missing VA" : "missing LEN");
+  if ((rc = cli_number(cmd, "VA", pos[1], va)) != 0 ||
+      (rc = cli_number(cmd, "LEN", pos[2], len)) != 0)
+    return rc;
+  if (*len == 0)
+    return cli_usage_error(cmd, "LEN must not be 0");
+  if (*len - 1 > UINT64_MAX - *va)
+    return cli_usage_error(cmd, "VA + LEN wraps around");
+  return 0;
+}

@@ -100,6 +100,17 @@ int cli_duration(const char* cmd, const char* what, const char* s,
  * "swapread: <path>: <reason>" and returns CLI_FAIL. */
 int cli_open_image(const cli_common_t* c, const char* path, sr_image_t** out);
 
+/* For a command taking IMAGE VA LEN: files argv[a->i] as the next positional
+ * argument (0), skips "--" (0), or rejects an unknown option or a fourth
+ * argument (usage error). */
+int cli_range_positional(cli_args_t* a, const char* cmd, const char* pos[3],
+                         int* npos);
+/* After the option loop: checks that IMAGE VA LEN were all given, the
+ * common options (cr3 required), and parses VA and LEN (LEN > 0, no wrap).
+ * 0 or a usage error. */
+int cli_range_check(cli_common_t* c, const char* cmd, const char* pos[3],
+                    int npos, uint64_t* va, uint64_t* len);
+
 /* "swapread: <what>: <message>" on stderr. */
 void cli_error(const char* what, const char* fmt, ...) CLI_PRINTF(2, 3);
 /* As cli_error, then "Try 'swapread help <cmd>'."; returns CLI_USAGE. */
