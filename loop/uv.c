@@ -9,11 +9,12 @@
  * poll the engine at uv_now() (the engine's clock is uv_now * 1e6 ns
  * everywhere in loop/), then re-arm. The period is the minimum after
  * progress (a poll that completed a read or copied a chunk) and for
- * fast_ms_ after it (a new pending read counts as progress); then it grows
- * by half (at least 1 ms) per idle tick up to the maximum. The sleep is the
- * period with
- * +-10% jitter (xorshift64), clamped to [min, max], and never past the
- * engine's nearest deadline. Limits: timing is in loop milliseconds
+ * fast_ms_ after it; then it grows by half (at least 1 ms) per idle tick up
+ * to the maximum. A new pending read restarts that growth from the minimum
+ * (its first re-check comes soon) but is not progress: it does not open the
+ * fast window, so starting many reads at once costs a dozen ticks, not a
+ * second of them. The sleep is the period with +-10% jitter (xorshift64),
+ * clamped to [min, max], and never past the engine's nearest deadline. Limits: timing is in loop milliseconds
  * (uv_now), so a deadline fires up to 1 ms late plus the loop's own delay;
  * a completion queued from inside a tick is delivered >= 1 ms later
  * (libuv 1.44 would re-run a 0 ms timer in the same pass); the handle must
@@ -25,6 +26,7 @@
 #include "uv_internal.h"
 
 #define NS_PER_MS UINT64_C(1000000)
+#define NO_PROGRESS UINT64_MAX /* last_progress_ms_ before the first */
 
 static void* default_alloc(void* ctx, size_t size) {
   (void)ctx;
@@ -90,7 +92,8 @@ static uint64_t next_sleep(sr_uv_t* h, uint64_t now, bool progress) {
   if (progress) {
     h->last_progress_ms_ = now;
     base = h->min_ms_;
-  } else if (now - h->last_progress_ms_ < h->fast_ms_) {
+  } else if (h->last_progress_ms_ != NO_PROGRESS &&
+             now - h->last_progress_ms_ < h->fast_ms_) {
     base = h->min_ms_;
   } else {
     base += base / 2 > 0 ? base / 2 : 1; /* x 3/2, at least + 1 ms */
@@ -186,14 +189,13 @@ int sr__uv_kick_pending(sr_uv_t* h, uint64_t timeout_ms) {
   sr__uv_state_t* st;
   uint64_t due;
 
-  h->last_progress_ms_ = uv_now(h->loop);
   h->period_ms_ = h->min_ms_;
   if (timeout_ms < sleep)
     sleep = timeout_ms;
   if (h->flags_ & SR__UV_IN_TICK) {
     /* The tick re-arms when it ends, no later than this. */
     st = sr__uv_state(h);
-    due = h->last_progress_ms_ + sleep;
+    due = uv_now(h->loop) + sleep;
     if (due < st->kick_due_ms)
       st->kick_due_ms = due;
     return 0;
@@ -280,7 +282,7 @@ int sr_uv_init(uv_loop_t* loop, sr_uv_t* handle, sr_image_t* image,
   handle->max_ms_ = o.max_period_ms;
   handle->fast_ms_ = o.fast_window_ms;
   handle->period_ms_ = o.min_period_ms;
-  handle->last_progress_ms_ = uv_now(loop);
+  handle->last_progress_ms_ = NO_PROGRESS; /* no fast window before any */
   handle->restart_ticks_ = o.restart_check_ticks;
   handle->tick_ = 0;
   handle->rng_ = (uv_hrtime() ^ (uint64_t)(uintptr_t)handle) | 1;
