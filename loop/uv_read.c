@@ -197,8 +197,12 @@ int sr_uv_read(sr_uv_t* handle, sr_uv_read_t* req, uint64_t cr3, uint64_t gva,
     if (!(flags & SR_UV_ALWAYS_CALLBACK))
       return 0;
     rc = sr__uv_kick_done(handle);
-    if (rc != 0)
-      return rc; /* completed, but no callback can be promised */
+    if (rc != 0) {
+      /* The bytes are in buf, but no callback can be promised: a
+       * rejected read, with its status saying why. */
+      req->status = rc;
+      return rc;
+    }
     req->flags_ |= SR__UVR_DONEQ;
     sr__uvq_insert_tail(handle->done_, req->queue_);
     return SR_PENDING;
