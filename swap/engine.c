@@ -3,7 +3,8 @@
  * sr_swap_new validates the options (walk options, allocator hook) and
  * allocates only the engine itself; pools grow on demand. sr_swap_free
  * ends every pending read with SR_ECANCELED (their callbacks run; reads
- * they start are cancelled in turn) and then frees everything, so with a
+ * they start are cancelled in turn), frees the monitors left (no events)
+ * and then frees everything, so with a
  * counting allocator the engine returns to zero bytes. Limits: the engine
  * is not thread-safe, and sr_swap_free must not be called from a callback.
  */
@@ -51,6 +52,8 @@ int sr_swap_new(sr_swap_t** out, sr_image_t* image,
   swap->txn_free = SR__NIL;
   swap->age_head = swap->age_tail = SR__NIL;
   swap->rec_free = swap->w_free = SR__NIL;
+  swap->mw_free = SR__NIL;
+  swap->ev_head = swap->ev_tail = SR__NIL;
   *out = swap;
   return 0;
 }
@@ -64,6 +67,7 @@ void sr_swap_free(sr_swap_t* swap) {
   assert(swap->depth == 0 && "sr_swap_free called from a callback");
   while (swap->st.pending > 0)
     sr__cancel_matching(swap, true, 0, SR_ECANCELED);
+  sr__monitor_free_all(swap);
   assert(swap->nlive == 0 && swap->heap_n == 0 && swap->join.n == 0);
   assert(swap->nlive_rec == 0 && swap->w_n == 0);
   for (i = 0; i < swap->nblocks; i++)
@@ -80,7 +84,7 @@ void sr_swap_free(sr_swap_t* swap) {
 int sr_swap_set_image(sr_swap_t* swap, sr_image_t* image) {
   if (swap == NULL || image == NULL)
     return SR_EINVAL;
-  if (swap->nlive > 0)
+  if (swap->nlive > 0 || swap->mw_n > 0)
     return SR_EBUSY;
   assert(swap->nlive_rec == 0);
   swap->image = image;
@@ -96,4 +100,5 @@ void sr_swap_stats(const sr_swap_t* swap, sr_swap_stats_t* out) {
   }
   *out = swap->st;
   out->watched_entries = swap->nlive_rec;
+  out->monitor_watches = swap->mw_n;
 }

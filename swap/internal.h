@@ -43,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "swapread/monitor.h"
 #include "swapread/swap.h"
 
 #define SR__NIL UINT32_MAX /* "no index" in every pool and list */
@@ -108,14 +109,17 @@ typedef struct sr__txn_s {
  * parent), so a table reached along two paths (a kernel table shared by
  * two address spaces, a self-map) is watched once per path. Pending
  * chunks hang off the record of the entry that blocks them (waiters);
- * parents are shared by all their children. A record lives while it has
- * a waiter or a child (or a poll is processing it). Records live in a
+ * parents are shared by all their children. Watched VAs of monitors
+ * (sr__mwatch_t) hang off the record of their leaf, or of the entry that
+ * stops their walk, the same way. A record lives while it has a waiter,
+ * a watch or a child (or a poll is processing it). Records live in a
  * pool (stable ids, free list); the live ones are also listed densely, in
  * scan order, in three parallel arrays: swap->live (record id),
  * swap->sgpa (entry GPA) and swap->sval (value last seen), so the poll
  * scan reads 16 contiguous bytes per entry. */
 typedef struct sr__rec_s {
   uint32_t whead;        /* waiters (doubly linked); free: next free record */
+  uint32_t mhead;        /* monitor watches (doubly linked) */
   uint32_t parent;       /* record of the entry above; SR__NIL at the top */
   uint32_t child;        /* first child record */
   uint32_t sprev, snext; /* siblings: the other children of parent */
@@ -142,6 +146,49 @@ typedef struct sr__waiter_s {
   uint32_t prev, next;
   uint32_t tprev, tnext;
 } sr__waiter_t;
+
+/* The translation state of a watched VA, compact: status 0 = mapped at
+ * gpa by a leaf of `level`; else the error that stopped the walk at
+ * `level` (and for SR_ENOTPRESENT the entry's kind). */
+typedef struct sr__mstate_s {
+  uint64_t gpa;
+  int32_t status;
+  uint8_t level;
+  uint8_t kind; /* sr_pte_kind_t */
+} sr__mstate_t;
+
+enum {
+  SR__MW_LIVE = 1u << 0,  /* slot in use */
+  SR__MW_QUEUED = 1u << 1 /* on the engine's event queue */
+};
+
+/* A watched (cr3, va) of a monitor. In its record's list (prev/next), its
+ * monitor's list (mprev/mnext) and, while an event is due, the engine's
+ * event queue (eprev/enext). rep: the state last reported (by watch or by
+ * an event); cur: the state the last walk found. free: next = next free.
+ * Handle = gen << 32 | (index + 1); gen comes from an engine-wide counter
+ * (0 when free), so a handle stays stale even after the pool was freed
+ * and grown again. */
+typedef struct sr__mwatch_s {
+  uint32_t gen;
+  uint32_t rec;
+  uint32_t prev, next;
+  uint32_t mprev, mnext;
+  uint32_t eprev, enext;
+  uint32_t flags; /* SR__MW_* */
+  sr_monitor_t* mon;
+  uint64_t cr3, root, va, tag;
+  sr__mstate_t rep, cur;
+} sr__mwatch_t;
+
+struct sr_monitor_s {
+  sr_swap_t* swap;
+  sr_monitor_cb cb;
+  void* data;
+  uint32_t head;             /* first watch */
+  uint32_t n;                /* watches */
+  sr_monitor_t *prev, *next; /* the engine's monitors */
+};
 
 /* Open-addressing hash of ids (linear probing, backward-shift delete,
  * load <= 1/2). slot[i] = id + 1, 0 = empty. The key of an id is computed
@@ -197,6 +244,14 @@ struct sr_swap_s {
   uint32_t cursor;  /* next position in live[] for the poll scan */
   sr__waiter_t* w;
   uint32_t w_cap, w_free, w_n;
+
+  /* monitors: watched VAs hang off records like waiters */
+  sr_monitor_t* monitors;
+  sr__mwatch_t* mw;
+  uint32_t mw_cap, mw_free, mw_n;
+  uint32_t mw_seq;           /* generation of the newest watch */
+  sr__htab_t mwtab;          /* (monitor, root, va) -> watch */
+  uint32_t ev_head, ev_tail; /* watches with an event due (poll only) */
 
   unsigned depth; /* callbacks running (nesting) */
   sr_swap_stats_t st;
@@ -265,6 +320,8 @@ int sr__txn_walk(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
 /* watch.c */
 int sr__watch_file(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
                    const sr_translation_t* tr, int level, bool force);
+int sr__watch_path(sr_swap_t* swap, const sr_translation_t* tr, int level,
+                   uint32_t* rid);
 uint32_t sr__watch_find(const sr_swap_t* swap, uint64_t entry_gpa,
                         uint32_t parent);
 bool sr__entry_moved(uint64_t old_value, uint64_t new_value);
@@ -284,6 +341,12 @@ void sr__waiter_link(sr_swap_t* swap, uint32_t wid, uint32_t rid,
 void sr__waiter_put(sr_swap_t* swap, uint32_t wid);
 void sr__rec_delete_if_empty(sr_swap_t* swap, uint32_t rid);
 void sr__watch_free(sr_swap_t* swap);
+
+/* monitor.c */
+void sr__mwatch_link(sr_swap_t* swap, uint32_t wid, uint32_t rid);
+void sr__mwatch_rewalk(sr_swap_t* swap, uint32_t wid);
+int sr__monitor_dispatch(sr_swap_t* swap);
+void sr__monitor_free_all(sr_swap_t* swap);
 
 /* deadline.c */
 int sr__heap_reserve(sr_swap_t* swap, uint32_t extra);

@@ -17,7 +17,10 @@
  * records, queued or not, are not processed again in this poll. Records
  * created meanwhile are not re-read in this poll. Phase 3: transactions
  * past their deadline end with SR_ETIMEDOUT (or SR_EPARTIAL). Everything
- * that ended went to a local list; phase 4 runs its callbacks. An idle
+ * that ended went to a local list; phase 4 runs the monitor events that
+ * phase 2 queued (a watched VA re-walked there is re-filed like a waiter
+ * and queued once if its state differs from the one last reported), then
+ * the read callbacks. An idle
  * poll (nothing changed, nothing due) does one load per record scanned
  * and nothing else. If memory runs out while re-filing, the chunks stay
  * under their old record, forced, and the next poll tries again: a poll
@@ -28,9 +31,12 @@
 #define SCAN_BATCH 256 /* entries compared per sr_image_diff64 call */
 
 /* Marks rid (and with tree, every record under it) busy and not queued,
- * and moves their waiters onto *chain (linked through next), out of their
- * transactions' lists. Recursion depth <= 5 (one per level). */
-static void detach(sr_swap_t* swap, uint32_t rid, bool tree, uint32_t* chain) {
+ * moves their waiters onto *chain (linked through next), out of their
+ * transactions' lists, and their monitor watches onto *mchain (linked
+ * through next; w->rec still names the record they left). Recursion
+ * depth <= 5 (one per level). */
+static void detach(sr_swap_t* swap, uint32_t rid, bool tree, uint32_t* chain,
+                   uint32_t* mchain) {
   sr__rec_t* r = &swap->rec[rid];
   uint32_t wid, next, c;
 
@@ -45,9 +51,16 @@ static void detach(sr_swap_t* swap, uint32_t rid, bool tree, uint32_t* chain) {
     *chain = wid;
   }
   r->whead = SR__NIL;
+  for (wid = r->mhead; wid != SR__NIL; wid = next) {
+    next = swap->mw[wid].next;
+    swap->mw[wid].prev = SR__NIL;
+    swap->mw[wid].next = *mchain;
+    *mchain = wid;
+  }
+  r->mhead = SR__NIL;
   if (tree)
     for (c = r->child; c != SR__NIL; c = swap->rec[c].snext)
-      detach(swap, c, true, chain);
+      detach(swap, c, true, chain, mchain);
 }
 
 /* Undoes detach's busy marks bottom-up (including records filed under rid
@@ -65,16 +78,22 @@ static void release(sr_swap_t* swap, uint32_t rid, bool tree) {
   sr__rec_delete_if_empty(swap, rid);
 }
 
-/* Re-walks the waiters of changed record rid (with tree: and of every
- * record under it); ended transactions go to done. */
+/* Re-walks the waiters and watches of changed record rid (with tree: and
+ * of every record under it, which are thereby torn down before any of
+ * them is looked at on its own); ended transactions go to done, watches
+ * whose state changed to the event queue. */
 static void process(sr_swap_t* swap, uint32_t rid, sr__list_t* done) {
-  uint32_t chain = SR__NIL;
+  uint32_t chain = SR__NIL, mchain = SR__NIL;
   uint32_t wid, next, stop, slot, home;
   bool tree = (swap->rec[rid].flags & (SR__REC_FORCE | SR__REC_MOVED)) != 0;
   sr__txn_t* t;
   int rc;
 
-  detach(swap, rid, tree, &chain);
+  detach(swap, rid, tree, &chain, &mchain);
+  for (wid = mchain; wid != SR__NIL; wid = next) {
+    next = swap->mw[wid].next;
+    sr__mwatch_rewalk(swap, wid);
+  }
   for (wid = chain; wid != SR__NIL; wid = next) {
     next = swap->w[wid].next;
     slot = swap->w[wid].txn;
@@ -197,7 +216,9 @@ int sr_swap_poll(sr_swap_t* swap, uint64_t now_ns, uint64_t* next_ns) {
         &done);
   }
 
-  /* 4: callbacks */
+  /* 4: callbacks: monitor events (in the order phase 2 queued them), then
+   * completed reads */
+  swap->st.monitor_events += (uint64_t)sr__monitor_dispatch(swap);
   ncb = sr__txn_dispatch(swap, &done);
   if (next_ns != NULL && (slot = sr__heap_top(swap)) != SR__NIL)
     *next_ns = sr__txn_at(swap, slot)->deadline_ns;

@@ -17,6 +17,9 @@
  * them round-robin at one 8-byte load each, parents
  * included. A record is deleted as soon as it has neither waiter nor
  * child (unless a poll is processing it), and its parent may follow.
+ * The watched VAs of monitors (monitor.c) hang off records exactly as
+ * waiters do, so a VA watched and a read blocked on the same entry share
+ * one record.
  * Filing reserves everything it needs before it changes anything, so
  * SR_ENOMEM leaves the index as it was.
  */
@@ -105,6 +108,7 @@ static uint32_t rec_new(sr_swap_t* swap, uint64_t entry_gpa, uint64_t value,
   assert(r->pos == SR__NIL);
   swap->rec_free = r->whead;
   r->whead = SR__NIL;
+  r->mhead = SR__NIL;
   r->parent = parent;
   r->child = SR__NIL;
   r->sprev = SR__NIL;
@@ -130,6 +134,7 @@ static void rec_delete(sr_swap_t* swap, uint32_t rid) {
   uint32_t moved;
 
   assert(r->pos != SR__NIL && r->whead == SR__NIL && r->child == SR__NIL);
+  assert(r->mhead == SR__NIL);
   assert(!(r->flags & SR__REC_BUSY));
   sr__htab_remove(swap, &swap->watch, rec_hash(swap, rid), rid, rec_hash);
   if (r->flags & SR__REC_FORCE)
@@ -167,14 +172,15 @@ void sr__rec_unforce(sr_swap_t* swap, uint32_t rid) {
   }
 }
 
-/* Deletes rid if it has no waiter, no child and no poll is processing
- * it; then its parent, under the same rule, and so on up. */
+/* Deletes rid if it has no waiter, no watch, no child and no poll is
+ * processing it; then its parent, under the same rule, and so on up. */
 void sr__rec_delete_if_empty(sr_swap_t* swap, uint32_t rid) {
   uint32_t parent;
 
   while (rid != SR__NIL) {
     const sr__rec_t* r = &swap->rec[rid];
-    if (r->whead != SR__NIL || r->child != SR__NIL || (r->flags & SR__REC_BUSY))
+    if (r->whead != SR__NIL || r->mhead != SR__NIL || r->child != SR__NIL ||
+        (r->flags & SR__REC_BUSY))
       return;
     parent = r->parent;
     rec_delete(swap, rid);
@@ -253,35 +259,29 @@ static int waiter_reserve(sr_swap_t* swap) {
   return 0;
 }
 
-/* Files chunks [lo, hi] of work txn t (all missing, not filed) under the
- * entry at `level` of walk tr (which stopped there, or, with force, found
- * that leaf still moving), with the entries above it on the walk as its
- * parents. Extends t's newest waiter when it is the run just before lo
- * under the same record. A record found with a value other than the walk
- * saw is forced (re-walked with everything under it at the next poll):
- * the entry moved since the record last looked, maybe and back (ABA).
- * 0 or SR_ENOMEM (nothing changed). */
-int sr__watch_file(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
-                   const sr_translation_t* tr, int level, bool force) {
+/* Finds or creates the records of walk tr from its top level down to
+ * `level` (each under the one above) and sets *rid to the bottom one. A
+ * record found with a value other than the walk saw is forced (re-walked
+ * with everything under it at the next poll): the entry moved since the
+ * record last looked, maybe and back (ABA). 0 or SR_ENOMEM (nothing
+ * changed). */
+int sr__watch_path(sr_swap_t* swap, const sr_translation_t* tr, int level,
+                   uint32_t* rid) {
   uint32_t path[5];
   uint32_t parent = SR__NIL;
-  uint32_t rid, wid;
-  sr__waiter_t* w;
+  uint32_t id;
   uint64_t last;
   int top = tr->top_level;
   int l, found;
 
-  assert(lo <= hi && hi < t->nchunks && level >= 1 && level <= top);
   assert(top == 4 || top == 5);
-  assert(t->role != SR__ROLE_FOLLOWER);
-  if (waiter_reserve(swap) != 0)
-    return SR_ENOMEM;
+  assert(level >= 1 && level <= top);
   for (l = top; l >= level; l--) {
-    rid = sr__watch_find(swap, tr->entry_gpa[l - 1], parent);
-    if (rid == SR__NIL)
+    id = sr__watch_find(swap, tr->entry_gpa[l - 1], parent);
+    if (id == SR__NIL)
       break;
-    assert(swap->rec[rid].level == l);
-    path[l - 1] = parent = rid;
+    assert(swap->rec[id].level == l);
+    path[l - 1] = parent = id;
   }
   found = l; /* levels above found were there already */
   if (l >= level && rec_reserve(swap, (uint32_t)(l - level + 1)) != 0)
@@ -295,7 +295,27 @@ int sr__watch_file(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
         (l == level || sr__entry_moved(last, tr->entry[l - 1])))
       sr__rec_force(swap, path[l - 1]);
   }
-  rid = path[level - 1];
+  *rid = path[level - 1];
+  return 0;
+}
+
+/* Files chunks [lo, hi] of work txn t (all missing, not filed) under the
+ * entry at `level` of walk tr (which stopped there, or, with force, found
+ * that leaf still moving), with the entries above it on the walk as its
+ * parents (sr__watch_path). Extends t's newest waiter when it is the run
+ * just before lo under the same record. 0 or SR_ENOMEM (nothing
+ * changed). */
+int sr__watch_file(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
+                   const sr_translation_t* tr, int level, bool force) {
+  uint32_t rid, wid;
+  sr__waiter_t* w;
+
+  assert(lo <= hi && hi < t->nchunks && level >= 1 && level <= tr->top_level);
+  assert(t->role != SR__ROLE_FOLLOWER);
+  if (waiter_reserve(swap) != 0)
+    return SR_ENOMEM;
+  if (sr__watch_path(swap, tr, level, &rid) != 0)
+    return SR_ENOMEM;
   if (force)
     sr__rec_force(swap, rid);
   if (t->whead != SR__NIL) {

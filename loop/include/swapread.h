@@ -9,6 +9,7 @@
 #include "swapread/regions.h"
 #include "swapread/kit.h"
 #include "swapread/swap.h"
+#include "swapread/monitor.h"
 #include "swapread/uv.h"
 
 #endif /* SWAPREAD_H */

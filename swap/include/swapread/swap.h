@@ -141,7 +141,8 @@ SR_EXTERN int sr_swap_cancel_cr3(sr_swap_t* swap, uint64_t cr3, int status);
  * SR_EIMAGEGONE). Returns how many, or SR_EINVAL. */
 SR_EXTERN int sr_swap_cancel_all(sr_swap_t* swap, int status);
 /* Sync. Replaces the image (after an epoch change); pending reads must
- * have been ended first. Errors: SR_EINVAL, SR_EBUSY (reads pending). */
+ * have been ended and monitors freed (or emptied) first. Errors:
+ * SR_EINVAL, SR_EBUSY (reads pending or VAs watched). */
 SR_EXTERN int sr_swap_set_image(sr_swap_t* swap, sr_image_t* image);
 
 typedef struct sr_swap_stats_s {
@@ -158,6 +159,8 @@ typedef struct sr_swap_stats_s {
   uint64_t chunks_rejected;  /* translation changed during the copy */
   uint64_t done_ok, done_partial, done_timedout, done_cancelled,
       done_gone, done_imagegone, done_failed;
+  uint64_t monitor_watches; /* now: watched VAs of all monitors */
+  uint64_t monitor_events;  /* delivered */
 } sr_swap_stats_t;
 
 /* Sync. Counters since sr_swap_new. */
