@@ -91,6 +91,8 @@ sr_pte_kind_t sr_pte_classify(uint64_t entry, int level, sr_os_t os,
   else if (entry == 0)
     kind = SR_PTE_NONE;
   else if (level < 1 || level > 5)
+    /* Same outcome as an unknown OS, kept apart for the reader. */
+    // NOLINTNEXTLINE(bugprone-branch-clone)
     kind = SR_PTE_UNKNOWN;
   else if (os == SR_OS_LINUX)
     kind = classify_linux(entry, level, info);

@@ -14,6 +14,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -249,18 +250,43 @@ int sr_image_open(sr_image_t** out, const char* path,
   return open_owned_fd(out, fd, layout);
 }
 
+/* Our own read-only fd for the caller's fd: a dup when the caller's is
+ * O_RDONLY; for an O_RDWR fd a fresh O_RDONLY open of the same file through
+ * /proc/self/fd (so the image never holds a writable fd), falling back to a
+ * dup only if that reopen is impossible (no /proc; a pipe or socket, which
+ * open_owned_fd then rejects). An O_WRONLY fd is only dup'ed: it gives no
+ * right to read, and open_owned_fd rejects it (a pipe's write end:
+ * SR_ESPIPE; a file: mmap refuses, SR_EACCES). Returns the fd or a negated
+ * errno. */
+static int own_readonly_fd(int fd) {
+  char path[64];
+  int flags, ro;
+
+  flags = fcntl(fd, F_GETFL);
+  if (flags < 0)
+    return -errno;
+  if ((flags & O_ACCMODE) == O_RDWR) {
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    ro = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (ro >= 0)
+      return ro;
+  }
+  ro = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  return ro >= 0 ? ro : -errno;
+}
+
 int sr_image_open_fd(sr_image_t** out, int fd, const sr_layout_t* layout) {
-  int dup_fd;
+  int own_fd;
 
   if (out == NULL)
     return SR_EINVAL;
   *out = NULL;
   if (fd < 0 || check_layout_arg(layout) != 0)
     return SR_EINVAL;
-  dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (dup_fd < 0)
-    return errno_to_err(errno);
-  return open_owned_fd(out, dup_fd, layout);
+  own_fd = own_readonly_fd(fd);
+  if (own_fd < 0)
+    return errno_to_err(-own_fd);
+  return open_owned_fd(out, own_fd, layout);
 }
 
 void sr_image_close(sr_image_t* image) {

@@ -88,6 +88,8 @@ static void take_reference(sr_uv_t* h, sr__uv_space_t* sp) {
       sr_image_read(st->image, sp->cr3, st->page, SR__UV_PAGE, NULL) == 0;
   sp->ref_nonzero = sp->ref_ok && page_nonzero(st->page);
   if (sp->ref_ok)
+    /* HALF_BYTES is the constant 2048: nothing to overflow. */
+    // NOLINTNEXTLINE(bugprone-implicit-widening-of-multiplication-result)
     memcpy(sp->kernel, &st->page[SR__UV_HALF], HALF_BYTES);
 }
 
@@ -122,6 +124,8 @@ static bool root_alive(sr_uv_t* h, const sr__uv_space_t* sp) {
     return false; /* hole, or beyond the end of a shrunk file */
   if (sp->ref_nonzero && !page_nonzero(st->page))
     return false; /* zeroed (freed and cleared) */
+  /* HALF_BYTES is the constant 2048: nothing to overflow. */
+  // NOLINTNEXTLINE(bugprone-implicit-widening-of-multiplication-result)
   return memcmp(sp->kernel, &st->page[SR__UV_HALF], HALF_BYTES) == 0;
 }
 

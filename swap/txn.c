@@ -98,7 +98,10 @@ static int grow_blocks(sr_swap_t* swap) {
   b = sr__alloc(swap, SR__TXN_BLOCK * sizeof(*b));
   if (b == NULL)
     return SR_ENOMEM;
+  /* blocks is an array of block pointers: sizeof(*blocks) is meant. */
+  // NOLINTNEXTLINE(bugprone-sizeof-expression)
   blocks = sr__realloc(swap, swap->blocks, swap->nblocks * sizeof(*blocks),
+                       // NOLINTNEXTLINE(bugprone-sizeof-expression)
                        (swap->nblocks + 1) * sizeof(*blocks));
   if (blocks == NULL) {
     sr__free(swap, b, SR__TXN_BLOCK * sizeof(*b));

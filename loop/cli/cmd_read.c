@@ -398,7 +398,7 @@ int cli_cmd_read(int argc, char** argv) {
   if (c.json || out_file != NULL) {
     s.raw = out_file; /* NULL with --json and no -o: no bytes */
     s.hexdump = want_hexdump;
-  } else if (want_raw) {
+  } else if (want_raw) {  // NOLINT(bugprone-branch-clone): reads clearer
     s.raw = stdout;
   } else if (want_hexdump || isatty(STDOUT_FILENO)) {
     s.hexdump = true;

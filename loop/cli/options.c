@@ -200,6 +200,9 @@ static int parse_segments(cli_common_t* c, const char* s) {
   size_t n = 0;
   char buf[256];
 
+  /* False positive: s is an option value, argv[i] with i < argc, never
+   * NULL (the analyzer assumes cli_opt may store a NULL). */
+  // NOLINTNEXTLINE(clang-analyzer-core.NullDereference)
   while (*s != '\0') {
     const char* end = strchr(s, ',');
     size_t len = end != NULL ? (size_t)(end - s) : strlen(s);
@@ -217,6 +220,9 @@ static int parse_segments(cli_common_t* c, const char* s) {
     p = buf;
     for (k = 0; k < 3; k++) {
       f[k] = p;
+      /* p is not NULL here: k < 2 returned when it was; at k == 2 the
+       * loop ends (cppcheck cannot tell the iterations apart). */
+      // cppcheck-suppress nullPointerRedundantCheck
       p = strchr(p, ':');
       if (k < 2) {
         if (p == NULL)
@@ -258,7 +264,9 @@ int cli_common_opt(cli_common_t* c, cli_args_t* a) {
     size_t k;
     if (r != 1)
       return r;
+    /* False positive: v is argv[i] with i < argc, never NULL. */
     for (k = 0; k < sizeof(layout_names) / sizeof(layout_names[0]); k++)
+      // NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker)
       if (strcmp(v, layout_names[k]) == 0)
         break;
     if (k == sizeof(layout_names) / sizeof(layout_names[0]))
@@ -298,6 +306,8 @@ int cli_common_opt(cli_common_t* c, cli_args_t* a) {
   if ((r = cli_opt(a, c->cmd, "--os", &v)) != 0) {
     if (r != 1)
       return r;
+    /* False positive: v is argv[i] with i < argc, never NULL. */
+    // NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker)
     if (strcmp(v, "linux") == 0)
       c->walk.os = SR_OS_LINUX;
     else if (strcmp(v, "windows") == 0)

@@ -1,7 +1,8 @@
 /* swapread — the guest physical image: a read-only RAM file or dump.
  *
- * An image maps a file (or an fd, which is dup'ed) O_RDONLY/PROT_READ and
- * describes how guest-physical addresses (GPAs) land in it. Every GPA has
+ * An image maps a file (or a caller's fd, reopened or dup'ed read-only)
+ * O_RDONLY/PROT_READ and describes how guest-physical addresses (GPAs) land
+ * in it. Every GPA has
  * exactly one outcome: mapped, hole (SR_EHOLE), or beyond the end of the
  * file (SR_EBEYOND). A file that shrinks while mapped never raises SIGBUS
  * out of the library: the read returns SR_EBEYOND instead.
@@ -55,7 +56,9 @@ typedef struct sr_locate_s {
  * SR_ENOMEM. */
 SR_EXTERN int sr_image_open(sr_image_t** out, const char* path,
                             const sr_layout_t* layout);
-/* Sync. As sr_image_open over a dup of `fd` (the caller keeps its fd). */
+/* Sync. As sr_image_open over our own O_RDONLY fd for `fd` (a dup, or for a
+ * writable fd a read-only reopen through /proc/self/fd); the caller keeps
+ * its fd. */
 SR_EXTERN int sr_image_open_fd(sr_image_t** out, int fd,
                                const sr_layout_t* layout);
 /* Sync. Unmaps and closes. NULL is allowed. */
