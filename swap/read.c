@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "swapread/read.h"
 
 static bool same_leaf(const sr_translation_t* a, const sr_translation_t* b) {
   return a->status == 0 && b->status == 0 && a->gpa == b->gpa &&
@@ -59,6 +60,53 @@ static void accept(sr_swap_t* swap, sr__txn_t* t, uint32_t i,
     t->gpa = tr->gpa;
 }
 
+/* The fast path: sr_read_virt copies chunks i.. up to hi (whole runs of
+ * contiguous frames at once, each revalidated) and accepts every chunk it
+ * copied in full. Returns the first chunk not accepted (hi + 1 if all
+ * were); if that chunk's walk failed, *a is that walk and *rc its status,
+ * else *rc is 1 (walk it the usual way). */
+static uint32_t fast_copy(sr_swap_t* swap, sr__txn_t* t, uint32_t i,
+                          uint32_t hi, sr_translation_t* a, int* rc) {
+  sr_vread_t vr;
+  uint64_t va, end;
+  uint32_t k, stop;
+  size_t n;
+  int err;
+
+  va = sr__chunk_va(t, i, &n);
+  end = t->gva + (t->len - 1);
+  if (hi + 1 < t->nchunks)
+    end = sr__chunk_va(t, hi + 1, &n) - 1;
+  err =
+      sr_read_virt(swap->image, t->root, &swap->opts.walk, va,
+                   (char*)t->buf + (va - t->gva), (size_t)(end - va + 1), &vr);
+  stop = err == 0 ? hi + 1 : sr__chunk_of(t, va + vr.done);
+  for (k = i; k < stop; k++) {
+    assert(sr__bit_get(t->bits, k) && t->npending > 0);
+    t->bits[k / 64] &= ~(UINT64_C(1) << (k % 64));
+    t->npending--;
+    if (t->state == SR__TXN_PENDING) {
+      assert(swap->st.pending_chunks > 0);
+      swap->st.pending_chunks--;
+    }
+    swap->st.chunks_copied++;
+  }
+  if (stop > i) {
+    if (vr.prot & SR_PROT_NX)
+      t->done_flags |= SR_DONE_NX;
+    if (vr.resident)
+      t->done_flags |= SR_DONE_RESIDENT;
+    if (i == 0)
+      t->gpa = vr.gpa;
+  }
+  *rc = 1;
+  if (err != 0 && vr.stop.status != 0 && vr.stop.status != SR_EINVAL) {
+    *a = vr.stop;
+    *rc = vr.stop.status;
+  }
+  return stop;
+}
+
 int sr__txn_walk(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
                  uint32_t* stop) {
   sr_translation_t a, b;
@@ -71,8 +119,15 @@ int sr__txn_walk(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
   assert(t->role != SR__ROLE_FOLLOWER && lo <= hi && hi < t->nchunks);
   for (i = lo; i <= hi; i = next) {
     assert(sr__bit_get(t->bits, i));
+    rc = 1;
+    if (swap->copy_hook == NULL) {
+      i = fast_copy(swap, t, i, hi, &a, &rc);
+      if (i > hi)
+        break;
+    }
     va = sr__chunk_va(t, i, &n);
-    rc = sr_translate(swap->image, t->root, va, &swap->opts.walk, &a);
+    if (rc == 1)
+      rc = sr_translate(swap->image, t->root, va, &swap->opts.walk, &a);
     for (attempts = 0;;) {
       if (rc == SR_ENOTPRESENT) {
         last = blocked_last(t, &a, va, hi);

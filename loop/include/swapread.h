@@ -6,6 +6,7 @@
 #include "swapread/common.h"
 #include "swapread/image.h"
 #include "swapread/translate.h"
+#include "swapread/read.h"
 #include "swapread/regions.h"
 #include "swapread/kit.h"
 #include "swapread/swap.h"
