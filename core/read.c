@@ -392,6 +392,7 @@ static void item_ref(const sr_image_t* image, uint64_t cr3,
       } else {
         it->entry = tr.fail_entry;
         it->entry_gpa = tr.fail_entry_gpa;
+        it->gpa = 0;
       }
     }
     if (rc != 0) {
