@@ -15,10 +15,11 @@
  *   after which every upper entry is re-read once and every leaf entry of
  *   the run again, and only the prefix whose entries did not change is
  *   accepted;
- * - sr_read_batch takes GROUP items at a time level by level: compute the
- *   entry address of every item, prefetch them all, then load and decode
- *   them all (so the cache misses of GROUP walks overlap), then the same
- *   for the data, copy, and re-read each leaf entry after its copy.
+ * - sr_read_batch takes GROUP items at a time, level by level: each pass
+ *   loads and decodes the entries the pass before prefetched and
+ *   prefetches the next level's entries (or the data) of all the items,
+ *   so the cache misses of GROUP walks overlap; then it copies and re-reads
+ *   each leaf entry after its copy.
  * Whatever the fast path is unsure of, it hands to the reference path, so
  * the results are those of the reference path. Limits: a change of an
  * entry between the copy and the re-read that is undone before the re-read
@@ -44,8 +45,12 @@
 #endif
 
 #define PAGE SR_PAGE_4K
-#define ATTEMPTS 3    /* copy + re-walk tries per page (reference path) */
-#define GROUP 32      /* batch items whose walks are overlapped */
+#define ATTEMPTS 3 /* copy + re-walk tries per page (reference path) */
+#ifndef SR__BATCH_GROUP
+#define SR__BATCH_GROUP 32
+#endif
+#define GROUP SR__BATCH_GROUP /* batch items whose walks overlap */
+_Static_assert(GROUP >= 1 && GROUP <= 256, "act[] holds item indices as bytes");
 #define MAX_ITEM PAGE /* largest batch item */
 
 /* A piece of the image: GPAs [lo, hi) live at p + (gpa - lo). */
@@ -415,88 +420,116 @@ typedef struct bctx_s {
 } bctx_t;
 
 /* Reads items from *mark on, GROUP at a time, advancing *mark past each
- * finished group. Inside the caller's fault scope (not inlined). */
+ * finished group. Each pass over a group's active items loads the entries
+ * the pass before prefetched and prefetches the next level's entries (or
+ * the data), so the misses of GROUP walks overlap; the common case (a
+ * present table entry, a present 4K leaf, everything in the cached extent)
+ * is a few instructions, so that many prefetches fit in the CPU's window.
+ * Inside the caller's fault scope (not inlined). */
 static NOINLINE void batch_fast(bctx_t* c, volatile size_t* mark) {
   const sr__walk_cfg_t* cfg = c->cfg;
-  const unsigned char* ptr[GROUP];
+  const unsigned char* ptr[GROUP]; /* the entry to load next, then the leaf */
   const unsigned char* data[GROUP];
-  uint64_t table[GROUP], leaf[GROUP], egpa[GROUP];
+  uint64_t gpa[GROUP], leaf[GROUP], eg[GROUP];
   int lvl[GROUP];
-  unsigned char slow[GROUP];
+  unsigned char slow[GROUP], act[GROUP];
+  const unsigned bits = cfg->top_level == 5 ? 57 : 48;
+  const uint64_t phys = cfg->phys_mask, fastbad = SR__PS | cfg->rsvd_mask;
+  const int top = cfg->top_level;
   ext_t x = {0, 0, NULL};
   size_t base, i, m;
-  uint64_t addr, e, sz;
+  uint64_t addr, e, va, a;
+  unsigned k, nact, nnext;
   bool res;
   int level;
 
   for (base = *mark; base < c->n; base += m) {
     sr_batch_item_t* it = c->items + base;
-    unsigned nact = 0;
 
     m = c->n - base < GROUP ? c->n - base : GROUP;
+    nact = 0;
     for (i = 0; i < m; i++) {
-      uint64_t va = it[i].gva;
       /* fast only for a valid item inside one page, canonical */
-      slow[i] = it[i].buf == NULL || it[i].len == 0 ||
-                it[i].len > PAGE - (va & (PAGE - 1)) ||
-                !sr_gva_canonical(va, cfg->top_level == 5 ? SR_PAGING_5LEVEL
-                                                          : SR_PAGING_4LEVEL);
-      table[i] = c->root;
+      va = it[i].gva;
       lvl[i] = 0;
-      nact += !slow[i];
+      slow[i] = 1;
+      if (it[i].buf == NULL || it[i].len == 0 ||
+          it[i].len > PAGE - (va & (PAGE - 1)) ||
+          (uint64_t)((int64_t)(va << (64 - bits)) >> (64 - bits)) != va)
+        continue;
+      eg[i] = c->root + SR__INDEX(va, top) * 8;
+      ptr[i] = ext_ptr(c->image, &x, eg[i], 8);
+      if (ptr[i] == NULL)
+        continue;
+      PREFETCH(ptr[i]);
+      slow[i] = 0;
+      act[nact++] = (unsigned char)i;
     }
-    /* the walks, level by level: address + prefetch, then load + decode */
-    for (level = cfg->top_level; level >= 1 && nact > 0; level--) {
-      for (i = 0; i < m; i++) {
-        if (slow[i] || lvl[i] != 0)
-          continue;
-        egpa[i] = table[i] + SR__INDEX(it[i].gva, level) * 8;
-        ptr[i] = ext_ptr(c->image, &x, egpa[i], 8);
-        if (ptr[i] == NULL) {
-          slow[i] = 1;
-          nact--;
-          continue;
-        }
-        PREFETCH(ptr[i]);
-      }
-      for (i = 0; i < m; i++) {
-        if (slow[i] || lvl[i] != 0)
-          continue;
+    /* level by level over the active items */
+    for (level = top; level >= 1 && nact > 0; level--) {
+      const unsigned shift = SR__SHIFT(level);
+      nnext = 0;
+      for (k = 0; k < nact; k++) {
+        i = act[k];
         e = load_entry(ptr[i]);
+        va = it[i].gva;
+        if ((e & SR__P) != 0 && (e & fastbad) == 0) {
+          if (level > 1) { /* a table: its entry for va, prefetched */
+            a = (e & phys) + ((va >> (shift - 9)) & 511) * 8;
+            if (a - x.lo < x.hi - x.lo && x.hi - a >= 8) {
+              eg[i] = a;
+              ptr[i] = x.p + (a - x.lo);
+              PREFETCH(ptr[i]);
+              act[nnext++] = (unsigned char)i;
+              continue;
+            }
+          } else { /* a 4K leaf: its data, prefetched */
+            a = (e & phys) | (va & (PAGE - 1));
+            if (a - x.lo < x.hi - x.lo && x.hi - a >= it[i].len) {
+              gpa[i] = a;
+              data[i] = x.p + (a - x.lo);
+              PREFETCH(data[i]);
+              leaf[i] = e;
+              lvl[i] = 1;
+              continue;
+            }
+          }
+        }
+        /* the general case */
         switch (decode(cfg, e, level, &addr, &res)) {
           case SR__ENTRY_TABLE:
-            table[i] = addr;
-            break;
+            eg[i] = addr + SR__INDEX(va, level - 1) * 8;
+            ptr[i] = ext_ptr(c->image, &x, eg[i], 8);
+            if (ptr[i] == NULL)
+              break;
+            PREFETCH(ptr[i]);
+            act[nnext++] = (unsigned char)i;
+            continue;
           case SR__ENTRY_LEAF:
-            sz = UINT64_C(1) << SR__SHIFT(level);
-            table[i] = addr | (it[i].gva & (sz - 1)); /* now the data GPA */
+            gpa[i] = addr | (va & ((UINT64_C(1) << shift) - 1));
+            data[i] = ext_ptr(c->image, &x, gpa[i], it[i].len);
+            if (data[i] == NULL)
+              break;
+            PREFETCH(data[i]);
             leaf[i] = e;
             lvl[i] = level;
-            nact--;
-            break;
+            continue;
           default:
-            slow[i] = 1;
-            nact--;
             break;
         }
+        slow[i] = 1; /* not present, bad, hole, ...: the reference path */
       }
+      nact = nnext;
     }
-    /* the data: address + prefetch, then copy and revalidate */
+    /* copy, then revalidate the leaf (ptr[i] and eg[i] name it) */
     for (i = 0; i < m; i++) {
       if (slow[i])
         continue;
       assert(lvl[i] != 0);
-      data[i] = ext_ptr(c->image, &x, table[i], it[i].len);
-      if (data[i] == NULL) {
-        slow[i] = 1;
-        continue;
-      }
-      PREFETCH(data[i]);
-    }
-    for (i = 0; i < m; i++) {
-      if (slow[i])
-        continue;
-      memcpy(it[i].buf, data[i], it[i].len);
+      if (it[i].len == 8) /* the common small read: no call */
+        memcpy(it[i].buf, data[i], 8);
+      else
+        memcpy(it[i].buf, data[i], it[i].len);
       barrier();
       if (load_entry(ptr[i]) != leaf[i]) {
         slow[i] = 1;
@@ -506,8 +539,8 @@ static NOINLINE void batch_fast(bctx_t* c, volatile size_t* mark) {
       it[i].walked = true;
       it[i].level = lvl[i];
       it[i].entry = leaf[i];
-      it[i].entry_gpa = egpa[i];
-      it[i].gpa = table[i];
+      it[i].entry_gpa = eg[i];
+      it[i].gpa = gpa[i];
     }
     for (i = 0; i < m; i++) {
       if (slow[i])
