@@ -9,6 +9,7 @@
  * reference (sr_translate + sr_image_read, page by page), which the batch
  * must equal item for item, and from the entries the kit reports.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -445,6 +446,98 @@ static void test_read_virt_args(void** state) {
   check_pattern(buf, R4K, 8);
 }
 
+/* --- a guest that pages out under the reader -------------------------- */
+
+typedef struct churn_s {
+  fixture_t* fx;
+  uint64_t frame;   /* GPA of the frame of page 2 of R4K */
+  uint64_t present; /* its PTE */
+  unsigned char good[4096], junk[4096];
+  volatile int stop;
+  volatile unsigned spin_sink;
+  unsigned cycles;
+} churn_t;
+
+/* The writer: page out (a swap entry), scribble over the frame, put the
+ * pattern back, page in again with a new value in the ignored bits 52..58
+ * (so the entry never reads the same twice in a row: no ABA). */
+static void* churn(void* arg) {
+  churn_t* c = arg;
+  uint64_t va = R4K + 2 * 4096;
+  unsigned n, spin;
+
+  for (n = 1; !c->stop; n++) {
+    assert_int_equal(sr_kit_set_entry(c->fx->kit, c->fx->cr3, va, 1,
+                                      c->fx->swap_entry, NULL),
+                     0);
+    assert_int_equal(sr_kit_write_phys(c->fx->kit, c->frame, c->junk, 4096), 0);
+    for (spin = 0; spin < 2000; spin++) /* leave the junk there a while */
+      c->spin_sink = spin;
+    assert_int_equal(sr_kit_write_phys(c->fx->kit, c->frame, c->good, 4096), 0);
+    assert_int_equal(
+        sr_kit_set_entry(c->fx->kit, c->fx->cr3, va, 1,
+                         c->present | ((uint64_t)(n & 127) << 52), NULL),
+        0);
+    c->cycles = n;
+  }
+  return NULL;
+}
+
+/* Property: while the page is paged out, scribbled over and paged back in
+ * by another thread, no byte that sr_read_virt or sr_read_batch accepts
+ * is junk (copy-then-revalidate rejects every copy the entry changed
+ * under), and every call ends with 0, SR_ENOTPRESENT or SR_EBUSY. */
+static void test_read_revalidates_under_pageout(void** state) {
+  fixture_t* fx = *state;
+  static churn_t c;
+  static unsigned char buf[3 * 4096];
+  sr_batch_item_t it[8];
+  sr_translation_t tr;
+  sr_vread_t vr;
+  pthread_t th;
+  uint64_t t0;
+  unsigned ok = 0, rejected = 0, k;
+  size_t i;
+  int rc;
+
+  build(fx);
+  memset(&c, 0, sizeof(c));
+  c.fx = fx;
+  assert_int_equal(sr_translate(fx->image, fx->cr3, R4K + 2 * 4096, NULL, &tr),
+                   0);
+  c.frame = tr.gpa;
+  c.present = tr.entry[0];
+  for (i = 0; i < 4096; i++)
+    c.good[i] = sr_kit_pattern(SEED, R4K + 2 * 4096 + i);
+  memset(c.junk, 0xa5, sizeof(c.junk));
+  assert_int_equal(pthread_create(&th, NULL, churn, &c), 0);
+  t0 = (uint64_t)clock();
+  while ((uint64_t)clock() - t0 < CLOCKS_PER_SEC / 4 || c.cycles < 100) {
+    rc = sr_read_virt(fx->image, fx->cr3, NULL, R4K + 4096, buf, sizeof(buf),
+                      &vr);
+    assert_true(rc == 0 || rc == SR_ENOTPRESENT || rc == SR_EBUSY);
+    check_pattern(buf, R4K + 4096, vr.done);
+    if (rc == 0)
+      ok++;
+    else
+      rejected++;
+    for (k = 0; k < 8; k++)
+      set_item(&it[k], R4K + 2 * 4096 + k * 512, 512, (int)k);
+    sr_read_batch(fx->image, fx->cr3, NULL, it, 8);
+    for (k = 0; k < 8; k++) {
+      assert_true(it[k].status == 0 || it[k].status == SR_ENOTPRESENT ||
+                  it[k].status == SR_EBUSY);
+      if (it[k].status == 0)
+        check_pattern(it[k].buf, it[k].gva, 512);
+    }
+  }
+  c.stop = 1;
+  assert_int_equal(pthread_join(th, NULL), 0);
+  printf("revalidates_under_pageout: %u complete, %u stopped, %u cycles\n", ok,
+         rejected, c.cycles);
+  assert_true(ok + rejected > 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_read_batch_matches_single, setup,
@@ -456,6 +549,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_read_virt_stops, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_virt_args, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_read_revalidates_under_pageout,
+                                      setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
