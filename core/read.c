@@ -223,7 +223,7 @@ static NOINLINE void virt_fast(vctx_t* c, volatile size_t* done) {
     level = w.leaf_level;
     size = UINT64_C(1) << SR__SHIFT(level);
     idx = (unsigned)SR__INDEX(va, level);
-    e = load_entry(w.tbl + idx * 8);
+    e = load_entry(w.tbl + (size_t)idx * 8);
     if (decode(cfg, e, level, &addr, &res) != SR__ENTRY_LEAF)
       return;
     off = va & (size - 1);
@@ -237,7 +237,7 @@ static NOINLINE void virt_fast(vctx_t* c, volatile size_t* done) {
     resident = w.resident || res;
     /* extend over the following leaves of the table while contiguous */
     while (d + run < c->len && idx + nleaf < SR__ENTRIES) {
-      e = load_entry(w.tbl + (idx + nleaf) * 8);
+      e = load_entry(w.tbl + (size_t)(idx + nleaf) * 8);
       if (decode(cfg, e, level, &addr, &res) != SR__ENTRY_LEAF ||
           addr != gpa + run)
         break;
@@ -264,7 +264,7 @@ static NOINLINE void virt_fast(vctx_t* c, volatile size_t* done) {
       if (load_entry(w.ptr[level - 1]) != w.val[level - 1])
         return;
     for (k = 0; k < nleaf; k++)
-      if (load_entry(w.tbl + (idx + k) * 8) != leafval[k])
+      if (load_entry(w.tbl + (size_t)(idx + k) * 8) != leafval[k])
         break;
     if (k < nleaf) {
       /* accept the leaves before the one that changed */
