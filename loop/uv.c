@@ -14,11 +14,12 @@
  * (its first re-check comes soon) but is not progress: it does not open the
  * fast window, so starting many reads at once costs a dozen ticks, not a
  * second of them. The sleep is the period with +-10% jitter (xorshift64),
- * clamped to [min, max], and never past the engine's nearest deadline. Limits: timing is in loop milliseconds
- * (uv_now), so a deadline fires up to 1 ms late plus the loop's own delay;
- * a completion queued from inside a tick is delivered >= 1 ms later
- * (libuv 1.44 would re-run a 0 ms timer in the same pass); the handle must
- * not move in memory after sr_uv_init (its queues point to themselves).
+ * clamped to [min, max], and never past the engine's nearest deadline. Limits:
+ * timing is in loop milliseconds (uv_now), so a deadline fires up to 1 ms late
+ * plus the loop's own delay; a completion queued from inside a tick is
+ * delivered >= 1 ms later (libuv 1.44 would re-run a 0 ms timer in the same
+ * pass); the handle must not move in memory after sr_uv_init (its queues point
+ * to themselves).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -52,11 +52,11 @@ enum {
 #define SR_UV_DEFAULT_RESTART_TICKS 1
 
 typedef struct sr_uv_opts_s {
-  sr_swap_opts_t swap;        /* the engine's options */
-  uint64_t min_period_ms;     /* 0: default */
-  uint64_t max_period_ms;     /* 0: default */
-  uint64_t fast_window_ms;    /* stay at min this long after progress; 0:
-                                 default */
+  sr_swap_opts_t swap;          /* the engine's options */
+  uint64_t min_period_ms;       /* 0: default */
+  uint64_t max_period_ms;       /* 0: default */
+  uint64_t fast_window_ms;      /* stay at min this long after progress; 0:
+                                   default */
   uint32_t restart_check_ticks; /* check address spaces every N ticks; 0:
                                    default (every tick) */
 } sr_uv_opts_t;
@@ -65,9 +65,9 @@ typedef struct sr_uv_opts_s {
  * private. Memory may be reused only in (or after) the close callback. */
 struct sr_uv_s {
   void* data;
-  uv_loop_t* loop;     /* read-only */
-  sr_swap_t* swap;     /* read-only: the engine (owned by the handle) */
-  uint64_t epoch;      /* read-only: see sr_uv_invalidate */
+  uv_loop_t* loop; /* read-only */
+  sr_swap_t* swap; /* read-only: the engine (owned by the handle) */
+  uint64_t epoch;  /* read-only: see sr_uv_invalidate */
   /* private */
   uv_timer_t timer_;
   sr_uv_close_cb close_cb_;
@@ -75,10 +75,10 @@ struct sr_uv_s {
   uint64_t min_ms_, max_ms_, fast_ms_, period_ms_, last_progress_ms_;
   uint32_t restart_ticks_, tick_;
   uint64_t rng_;
-  void* spaces_;       /* per-CR3 liveness records */
+  void* spaces_; /* per-CR3 liveness records */
   size_t nspaces_, cap_spaces_;
-  void* queue_[2];     /* requests owned by the handle right now */
-  void* done_[2];      /* ALWAYS_CALLBACK completions waiting for a tick */
+  void* queue_[2]; /* requests owned by the handle right now */
+  void* done_[2];  /* ALWAYS_CALLBACK completions waiting for a tick */
   uint64_t ticks_;
   uint64_t reads_pending_;
   uint64_t restart_checks_, spaces_gone_; /* kept in the handle so that
@@ -89,15 +89,15 @@ struct sr_uv_s {
  * members say what happened; private members are private. */
 struct sr_uv_read_s {
   void* data;
-  sr_uv_t* handle;     /* read-only */
-  uint64_t cr3, gva;   /* read-only */
-  void* buf;           /* read-only: the caller's buffer */
-  size_t len;          /* read-only */
-  int status;          /* read-only once completed */
-  uint32_t done_flags; /* read-only: SR_DONE_* */
-  uint64_t gpa;        /* read-only: GPA of the first byte, when read */
-  uint32_t kinds_seen; /* read-only: bit (1u << sr_pte_kind_t) per kind */
-  size_t nchunks;      /* read-only */
+  sr_uv_t* handle;         /* read-only */
+  uint64_t cr3, gva;       /* read-only */
+  void* buf;               /* read-only: the caller's buffer */
+  size_t len;              /* read-only */
+  int status;              /* read-only once completed */
+  uint32_t done_flags;     /* read-only: SR_DONE_* */
+  uint64_t gpa;            /* read-only: GPA of the first byte, when read */
+  uint32_t kinds_seen;     /* read-only: bit (1u << sr_pte_kind_t) per kind */
+  size_t nchunks;          /* read-only */
   const uint64_t* missing; /* read-only, valid during the callback only */
   /* private */
   sr_uv_read_cb cb_;
@@ -142,8 +142,8 @@ SR_EXTERN int sr_uv_cancel_cr3(sr_uv_t* handle, uint64_t cr3);
 /* Sync. Sets (cb non-NULL) or removes the liveness probe of cr3, asked at
  * each restart check while cr3 has pending reads. Errors: SR_EINVAL,
  * SR_ENOMEM. */
-SR_EXTERN int sr_uv_set_probe(sr_uv_t* handle, uint64_t cr3,
-                              sr_uv_probe_cb cb, void* arg);
+SR_EXTERN int sr_uv_set_probe(sr_uv_t* handle, uint64_t cr3, sr_uv_probe_cb cb,
+                              void* arg);
 /* Sync. The image's session ended: every read started in an epoch <=
  * `epoch` ends with SR_EIMAGEGONE (callbacks run before this returns) and
  * new reads fail with SR_EIMAGEGONE until sr_uv_set_image. Returns how

@@ -37,10 +37,10 @@ typedef struct sr_allocator_s {
 #define SR_TIMEOUT_NONE UINT64_MAX
 
 typedef struct sr_swap_opts_s {
-  sr_walk_opts_t walk;          /* paging mode, OS, resident reads */
-  uint64_t kernel_cr3;          /* what SR_CR3_KERNEL means; 0: none */
-  uint32_t poll_budget;         /* entries re-read per poll; 0: no limit */
-  uint64_t default_timeout_ns;  /* when a read gives 0; 0: no deadline */
+  sr_walk_opts_t walk;             /* paging mode, OS, resident reads */
+  uint64_t kernel_cr3;             /* what SR_CR3_KERNEL means; 0: none */
+  uint32_t poll_budget;            /* entries re-read per poll; 0: no limit */
+  uint64_t default_timeout_ns;     /* when a read gives 0; 0: no deadline */
   const sr_allocator_t* allocator; /* NULL: malloc/realloc/free */
 } sr_swap_opts_t;
 
@@ -70,9 +70,9 @@ typedef struct sr_swap_handle_s {
 } sr_swap_handle_t;
 
 typedef struct sr_swap_req_s {
-  uint64_t cr3;        /* or SR_CR3_KERNEL */
+  uint64_t cr3; /* or SR_CR3_KERNEL */
   uint64_t gva;
-  void* buf;           /* caller's, len bytes, valid until completion */
+  void* buf; /* caller's, len bytes, valid until completion */
   size_t len;
   uint32_t flags;      /* SR_READ_* */
   uint64_t timeout_ns; /* 0: engine default; SR_TIMEOUT_NONE: never */
@@ -80,19 +80,19 @@ typedef struct sr_swap_req_s {
 
 /* What a completion (or a synchronous return) reports. */
 typedef struct sr_swap_done_s {
-  int status;          /* 0, SR_EPARTIAL, SR_ETIMEDOUT, SR_ECANCELED,
-                          SR_EGONE, SR_EIMAGEGONE, or the permanent error
-                          (SR_EHOLE, SR_EBEYOND, SR_EBADENTRY) met later */
-  uint32_t flags;      /* SR_DONE_* */
+  int status;     /* 0, SR_EPARTIAL, SR_ETIMEDOUT, SR_ECANCELED,
+                     SR_EGONE, SR_EIMAGEGONE, or the permanent error
+                     (SR_EHOLE, SR_EBEYOND, SR_EBADENTRY) met later */
+  uint32_t flags; /* SR_DONE_* */
   uint64_t cr3, gva;
   void* buf;
   size_t len;
-  uint64_t gpa;        /* GPA of the first byte, when it was read */
-  uint32_t kinds_seen; /* bit (1u << sr_pte_kind_t) per kind met waiting */
-  size_t nchunks;      /* chunks of the range */
+  uint64_t gpa;            /* GPA of the first byte, when it was read */
+  uint32_t kinds_seen;     /* bit (1u << sr_pte_kind_t) per kind met waiting */
+  size_t nchunks;          /* chunks of the range */
   const uint64_t* missing; /* PARTIAL/ETIMEDOUT: bit i = chunk i missing;
                               valid during the callback only */
-  uint64_t fail_gva;   /* rejected read: the address that failed */
+  uint64_t fail_gva;       /* rejected read: the address that failed */
 } sr_swap_done_t;
 
 /* Runs exactly once per pending read, from sr_swap_poll or a cancel, never
@@ -126,8 +126,7 @@ SR_EXTERN int sr_swap_read(sr_swap_t* swap, const sr_swap_req_t* req,
  * due, running callbacks. Returns the number of reads completed, or
  * SR_EINVAL, SR_EBUSY (called from a callback). *next_ns (may be NULL): the
  * nearest deadline, or SR_TIMEOUT_NONE. */
-SR_EXTERN int sr_swap_poll(sr_swap_t* swap, uint64_t now_ns,
-                           uint64_t* next_ns);
+SR_EXTERN int sr_swap_poll(sr_swap_t* swap, uint64_t now_ns, uint64_t* next_ns);
 
 /* Sync. Ends one pending read with SR_ECANCELED (its callback runs now,
  * unless it is being completed by the poll that called us: then it is
@@ -146,19 +145,19 @@ SR_EXTERN int sr_swap_cancel_all(sr_swap_t* swap, int status);
 SR_EXTERN int sr_swap_set_image(sr_swap_t* swap, sr_image_t* image);
 
 typedef struct sr_swap_stats_s {
-  uint64_t reads;            /* accepted by sr_swap_read (0 or PENDING) */
+  uint64_t reads; /* accepted by sr_swap_read (0 or PENDING) */
   uint64_t rejected;
   uint64_t sync_completions;
   uint64_t joined;
-  uint64_t pending;          /* now */
-  uint64_t pending_chunks;   /* now */
-  uint64_t watched_entries;  /* now */
+  uint64_t pending;         /* now */
+  uint64_t pending_chunks;  /* now */
+  uint64_t watched_entries; /* now */
   uint64_t polls;
   uint64_t entries_reread;
   uint64_t chunks_copied;
-  uint64_t chunks_rejected;  /* translation changed during the copy */
-  uint64_t done_ok, done_partial, done_timedout, done_cancelled,
-      done_gone, done_imagegone, done_failed;
+  uint64_t chunks_rejected; /* translation changed during the copy */
+  uint64_t done_ok, done_partial, done_timedout, done_cancelled, done_gone,
+      done_imagegone, done_failed;
   uint64_t monitor_watches; /* now: watched VAs of all monitors */
   uint64_t monitor_events;  /* delivered */
 } sr_swap_stats_t;
@@ -171,8 +170,8 @@ typedef struct sr_swap_txn_info_s {
   uint64_t cr3, gva;
   size_t len, nchunks, pending_chunks;
   uint64_t age_ns;
-  uint64_t deadline_ns;      /* SR_TIMEOUT_NONE if none */
-  int block_level;           /* of the first pending chunk's blocker */
+  uint64_t deadline_ns; /* SR_TIMEOUT_NONE if none */
+  int block_level;      /* of the first pending chunk's blocker */
   uint64_t block_entry_gpa, block_entry;
   sr_pte_kind_t block_kind;
 } sr_swap_txn_info_t;
@@ -180,8 +179,7 @@ typedef struct sr_swap_txn_info_s {
 /* Sync. Calls cb for each live transaction (oldest first); a non-zero
  * return stops and is returned. */
 SR_EXTERN int sr_swap_dump(const sr_swap_t* swap, uint64_t now_ns,
-                           int (*cb)(const sr_swap_txn_info_t* info,
-                                     void* arg),
+                           int (*cb)(const sr_swap_txn_info_t* info, void* arg),
                            void* arg);
 
 #ifdef __cplusplus
