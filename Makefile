@@ -125,6 +125,13 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(TEST_SUPPORT_OBJ) $(STATIC_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(STATIC_LIB) \
 	  -lcmocka $(LIB_LIBS)
 
+# The core OOM loop (tests/test_reliability_oom_core.c) fails core/'s own
+# malloc/calloc/realloc calls, which bypass the allocator hook: only this
+# binary wraps them at link time (its __wrap_* forward to __real_*, libc's or
+# the sanitizer's). private: the prerequisites do not inherit it.
+$(B)/tests/test_reliability_oom_core: private ALL_LDFLAGS += \
+  -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+
 $(B)/bench/%: $(B)/obj/tests/bench/%.o $(BENCH_SUPPORT_OBJ) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BENCH_SUPPORT_OBJ) $(STATIC_LIB) \
