@@ -53,8 +53,21 @@ static int errno_to_err(int e) {
       return SR_ESPIPE;
     case EBADF:
       return SR_EBADF;
+    case ENOTDIR:
+      return SR_ENOTDIR;
+    case ELOOP:
+      return SR_ELOOP;
+    case ENAMETOOLONG:
+      return SR_ENAMETOOLONG;
+    case EMFILE:
+      return SR_EMFILE;
+    case ENFILE:
+      return SR_ENFILE;
+    case EFBIG:
+    case EOVERFLOW:
+      return SR_EFBIG;
     default:
-      return -e;
+      return SR_EIO; /* every code returned is in SR_ERRNO_MAP */
   }
 }
 

@@ -165,6 +165,11 @@ static bool vpath_find(const vctx_t* c, ext_t* x, uint64_t va, vpath_t* w) {
   bool res;
   int level;
 
+  /* The indices below drop the VA's top bits: a non-canonical VA must take
+   * the reference path, where sr_translate stops it with SR_ENONCANON. */
+  if (!sr_gva_canonical(va, cfg->top_level == 5 ? SR_PAGING_5LEVEL
+                                                : SR_PAGING_4LEVEL))
+    return false;
   w->prot = SR_PROT_W | SR_PROT_U;
   w->resident = false;
   for (level = cfg->top_level;; level--) {

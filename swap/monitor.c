@@ -420,6 +420,7 @@ int sr_monitor_watch(sr_monitor_t* mon, uint64_t cr3, uint64_t va, uint64_t tag,
     sr__htab_insert(&swap->mwtab, mw_hash(swap, wid), wid);
     sr__mwatch_link(swap, wid, rid);
   }
+  w->cr3 = cr3; /* a re-watch may spell it differently (SR_CR3_KERNEL) */
   w->tag = tag;
   w->rep = w->cur = st;
   if (handle != NULL)

@@ -446,6 +446,51 @@ static void test_read_virt_args(void** state) {
   check_pattern(buf, R4K, 8);
 }
 
+/* The canonical hole is never read through: a non-canonical VA stops the
+ * read with SR_ENONCANON (no byte copied), and a range running from the
+ * last user page into the hole stops at the hole, even when the kernel half
+ * the dropped top bits would alias is mapped. */
+static void test_read_virt_stops_at_canonical_hole(void** state) {
+  const uint64_t user_top = UINT64_C(0x7ffffffff000);
+  const uint64_t kbase = UINT64_C(0xffff800000000000);
+  const uint64_t alias = UINT64_C(0x0000800000000000); /* kbase, top cut */
+  unsigned char buf[8192];
+  sr_kit_opts_t opts;
+  sr_image_t* image;
+  sr_kit_t* kit;
+  sr_vread_t vr;
+  uint64_t cr3;
+  size_t i;
+
+  (void)state;
+  memset(&opts, 0, sizeof(opts));
+  opts.size = 8 * MIB;
+  assert_int_equal(sr_kit_create(&kit, &opts), 0);
+  assert_int_equal(sr_kit_new_space(kit, SR_PAGING_4LEVEL, &cr3), 0);
+  assert_int_equal(sr_kit_map(kit, cr3, user_top, 4096, SR_PAGE_4K,
+                              SR_PROT_W | SR_PROT_U),
+                   0);
+  assert_int_equal(sr_kit_map(kit, cr3, kbase, 2 * 4096, SR_PAGE_4K, 0), 0);
+  assert_int_equal(sr_kit_fill(kit, cr3, user_top, 4096, SEED), 0);
+  assert_int_equal(sr_kit_fill(kit, cr3, kbase, 2 * 4096, SEED), 0);
+  assert_int_equal(sr_kit_open_image(kit, &image), 0);
+
+  assert_int_equal(sr_read_virt(image, cr3, NULL, alias, buf, 8, &vr),
+                   SR_ENONCANON);
+  assert_int_equal(vr.done, 0);
+  assert_int_equal(vr.stop.status, SR_ENONCANON);
+
+  memset(buf, 0, sizeof(buf));
+  assert_int_equal(sr_read_virt(image, cr3, NULL, user_top, buf, 8192, &vr),
+                   SR_ENONCANON);
+  assert_int_equal(vr.done, 4096);
+  for (i = 0; i < 4096; i++)
+    assert_int_equal(buf[i], sr_kit_pattern(SEED, user_top + i));
+
+  sr_image_close(image);
+  sr_kit_destroy(kit);
+}
+
 /* --- a guest that pages out under the reader -------------------------- */
 
 typedef struct churn_s {
@@ -549,6 +594,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_read_virt_stops, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_virt_args, setup, teardown),
+      cmocka_unit_test(test_read_virt_stops_at_canonical_hole),
       cmocka_unit_test_setup_teardown(test_read_revalidates_under_pageout,
                                       setup, teardown),
   };

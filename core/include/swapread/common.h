@@ -53,6 +53,12 @@ extern "C" {
 #define SR__ECANCELED 125
 #define SR__ENOENT 2
 #define SR__EACCES 13
+#define SR__ENXIO 6
+#define SR__ENOTDIR 20
+#define SR__ENFILE 23
+#define SR__EMFILE 24
+#define SR__ENAMETOOLONG 36
+#define SR__ELOOP 40
 
 /* XX(name, value, message). POSIX codes first, then swapread's own. */
 #define SR_ERRNO_MAP(XX)                                           \
@@ -66,6 +72,12 @@ extern "C" {
   XX(EEXIST, -SR__EEXIST, "already exists")                        \
   XX(ENODEV, -SR__ENODEV, "not a regular file or memory file")     \
   XX(EISDIR, -SR__EISDIR, "is a directory")                        \
+  XX(ENOTDIR, -SR__ENOTDIR, "not a directory")                     \
+  XX(ENXIO, -SR__ENXIO, "no such device or address")               \
+  XX(ENFILE, -SR__ENFILE, "too many open files in system")         \
+  XX(EMFILE, -SR__EMFILE, "too many open files")                   \
+  XX(ENAMETOOLONG, -SR__ENAMETOOLONG, "file name too long")        \
+  XX(ELOOP, -SR__ELOOP, "too many levels of symbolic links")       \
   XX(EINVAL, -SR__EINVAL, "invalid argument")                      \
   XX(EFBIG, -SR__EFBIG, "file too large")                          \
   XX(ENOSPC, -SR__ENOSPC, "no space left")                         \

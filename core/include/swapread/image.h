@@ -51,14 +51,15 @@ typedef struct sr_locate_s {
 } sr_locate_t;
 
 /* Sync. Opens `path` read-only; layout NULL means SR_LAYOUT_AUTO. *out is
- * owned by the caller (sr_image_close). Errors: SR_EINVAL, SR_ENOENT,
- * SR_EACCES, SR_EISDIR, SR_ESPIPE, SR_ENODEV, SR_EBADLAYOUT, SR_EBADELF,
- * SR_ENOMEM. */
+ * owned by the caller (sr_image_close). Errors: SR_EINVAL, SR_EBADLAYOUT,
+ * SR_EBADELF, SR_ENOMEM, SR_EFBIG, and the file's: SR_ENOENT, SR_EACCES,
+ * SR_EISDIR, SR_ESPIPE, SR_ENODEV, SR_ENOTDIR, SR_ELOOP, SR_ENAMETOOLONG,
+ * SR_EMFILE, SR_ENFILE, SR_EIO (anything else). */
 SR_EXTERN int sr_image_open(sr_image_t** out, const char* path,
                             const sr_layout_t* layout);
 /* Sync. As sr_image_open over our own O_RDONLY fd for `fd` (a dup, or for a
  * writable fd a read-only reopen through /proc/self/fd); the caller keeps
- * its fd. */
+ * its fd. Errors: as sr_image_open, and SR_EBADF (fd not open). */
 SR_EXTERN int sr_image_open_fd(sr_image_t** out, int fd,
                                const sr_layout_t* layout);
 /* Sync. Unmaps and closes. NULL is allowed. */

@@ -94,7 +94,8 @@ typedef struct sr_translation_s {
   uint64_t entry[5];
   uint64_t entry_gpa[5];
   /* For a failed walk: the entry that stopped it (also in entry[]), or for
-   * SR_EHOLE/SR_EBEYOND on the root or a table, the table GPA read. */
+   * SR_EHOLE/SR_EBEYOND on the root or a table, 0 and the GPA of the entry
+   * whose load failed (table + 8 * index). */
   uint64_t fail_entry;
   uint64_t fail_entry_gpa;
   sr_pte_info_t pte; /* classification of fail_entry (ENOTPRESENT) */
