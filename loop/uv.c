@@ -179,6 +179,13 @@ static void on_timer(uv_timer_t* timer) {
     assert(rc >= 0); /* SR_EBUSY only from inside an engine callback */
     sr_swap_stats(h->swap, &after);
     progress = rc > 0 || after.chunks_copied != before.chunks_copied;
+    /* A poll cut short by the engine's budget has not looked at every
+     * watched entry yet: restart the period from the minimum rather than
+     * backing off (so a full pass takes budget-sized steps at a short
+     * period), without opening the fast window (that is for progress). */
+    if (!progress &&
+        after.entries_reread - before.entries_reread < after.watched_entries)
+      h->period_ms_ = h->min_ms_;
   }
   h->flags_ &= ~(uint32_t)SR__UV_IN_TICK;
   if (!(h->flags_ & SR__UV_CLOSING))

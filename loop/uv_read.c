@@ -228,6 +228,7 @@ err_unlink:
   unlink_pending(handle, req);
 err_abort:
   abort_starting(handle, req);
+  sr__uv_settle(handle); /* stop a timer nothing needs any more */
   req->status = rc;
   return rc;
 }

@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
   }
   c = find_command(argv[1]);
   if (c == NULL) {
-    fprintf(stderr, "swapread: unknown command '%s'\nTry 'swapread help'.\n",
+    fprintf(stderr, "swapread: %s: unknown command\nTry 'swapread help'.\n",
             argv[1]);
     return CLI_USAGE;
   }
