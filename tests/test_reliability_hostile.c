@@ -37,6 +37,8 @@
 #include <swapread/regions.h>
 #include <swapread/uv.h>
 
+#include "support/swap_fixture.h"
+
 #define K4 SR_PAGE_4K
 #define M2 SR_PAGE_2M
 #define G1 SR_PAGE_1G
@@ -63,88 +65,24 @@
 #define SEED UINT64_C(0xbad5eed)
 #define SELF UINT64_C(0x1ed)
 
-/* ---- counting allocator ------------------------------------------------ */
-
-#define HDR 16
-
-typedef struct mem_s {
-  sr_allocator_t hook;
-  uint64_t calls;
-  size_t live_bytes;
-  size_t max_request; /* largest size asked for */
-  size_t cap;         /* requests above this fail; 0: none */
-} mem_t;
-
-static void *mem_alloc(void *ctx, size_t size) {
-  mem_t *m = ctx;
-  unsigned char *p;
-
-  m->calls++;
-  if (size > m->max_request)
-    m->max_request = size;
-  if (m->cap != 0 && size > m->cap)
-    return NULL;
-  p = malloc(HDR + size);
-  if (p == NULL)
-    return NULL;
-  memcpy(p, &size, sizeof(size));
-  m->live_bytes += size;
-  return p + HDR;
-}
-
-static void mem_free(void *ctx, void *ptr, size_t size) {
-  mem_t *m = ctx;
-  unsigned char *p;
-  size_t had;
-
-  (void)size;
-  if (ptr == NULL)
-    return;
-  p = (unsigned char *)ptr - HDR;
-  memcpy(&had, p, sizeof(had));
-  m->live_bytes -= had;
-  free(p);
-}
-
-static void *mem_realloc(void *ctx, void *ptr, size_t old_size,
-                         size_t new_size) {
-  mem_t *m = ctx;
-  unsigned char *p;
-  size_t had;
-
-  (void)old_size;
-  if (ptr == NULL)
-    return mem_alloc(ctx, new_size);
-  m->calls++;
-  if (new_size > m->max_request)
-    m->max_request = new_size;
-  if (m->cap != 0 && new_size > m->cap)
-    return NULL;
-  p = (unsigned char *)ptr - HDR;
-  memcpy(&had, p, sizeof(had));
-  p = realloc(p, HDR + new_size);
-  if (p == NULL)
-    return NULL;
-  memcpy(p, &new_size, sizeof(new_size));
-  m->live_bytes = m->live_bytes - had + new_size;
-  return p + HDR;
-}
+/* The counting allocator is the fixture's (swapfx_alloc_t): it records
+ * the largest request and can cap request sizes. */
 
 /* ---- fixture ----------------------------------------------------------- */
 
 typedef struct hx_s {
-  sr_kit_t *kit;
-  sr_image_t *image; /* RAW, LOW bytes */
+  sr_kit_t* kit;
+  sr_image_t* image; /* RAW, LOW bytes */
   uint64_t cr3;
-  mem_t mem;
-  sr_swap_t *swap; /* over image, counting allocator */
+  swapfx_alloc_t mem;
+  sr_swap_t* swap; /* over image, counting allocator */
   int ncb, ndtor, status;
   bool in_read;
   int cb_in_read;
   char dir[64]; /* a temporary directory, "" if none */
 } hx_t;
 
-static sr_swap_opts_t swap_opts(hx_t *hx, uint8_t maxphyaddr,
+static sr_swap_opts_t swap_opts(hx_t* hx, uint8_t maxphyaddr,
                                 sr_paging_t paging) {
   sr_swap_opts_t o;
 
@@ -155,7 +93,7 @@ static sr_swap_opts_t swap_opts(hx_t *hx, uint8_t maxphyaddr,
   return o;
 }
 
-static void new_engine(hx_t *hx, sr_image_t *image, uint8_t maxphyaddr,
+static void new_engine(hx_t* hx, sr_image_t* image, uint8_t maxphyaddr,
                        sr_paging_t paging) {
   sr_swap_opts_t o = swap_opts(hx, maxphyaddr, paging);
 
@@ -165,7 +103,7 @@ static void new_engine(hx_t *hx, sr_image_t *image, uint8_t maxphyaddr,
   assert_int_equal(sr_swap_new(&hx->swap, image, &o), 0);
 }
 
-static int open_low(const sr_kit_t *kit, sr_image_t **out) {
+static int open_low(const sr_kit_t* kit, sr_image_t** out) {
   sr_layout_t l;
 
   memset(&l, 0, sizeof(l));
@@ -174,8 +112,8 @@ static int open_low(const sr_kit_t *kit, sr_image_t **out) {
   return sr_image_open_fd(out, sr_kit_fd(kit), &l);
 }
 
-static int setup(void **state) {
-  hx_t *hx = calloc(1, sizeof(*hx));
+static int setup(void** state) {
+  hx_t* hx = calloc(1, sizeof(*hx));
   sr_kit_opts_t ko;
 
   assert_non_null(hx);
@@ -189,17 +127,14 @@ static int setup(void **state) {
   assert_int_equal(sr_kit_map(hx->kit, hx->cr3, VA2M, M2, SR_PAGE_2M, RWU), 0);
   assert_int_equal(sr_kit_fill(hx->kit, hx->cr3, VA2M, M2, SEED), 0);
   assert_int_equal(open_low(hx->kit, &hx->image), 0);
-  hx->mem.hook.alloc = mem_alloc;
-  hx->mem.hook.realloc = mem_realloc;
-  hx->mem.hook.free = mem_free;
-  hx->mem.hook.ctx = &hx->mem;
+  swapfx_alloc_init(&hx->mem);
   new_engine(hx, hx->image, 0, SR_PAGING_4LEVEL);
   *state = hx;
   return 0;
 }
 
-static int teardown(void **state) {
-  hx_t *hx = *state;
+static int teardown(void** state) {
+  hx_t* hx = *state;
 
   sr_swap_free(hx->swap);
   sr_image_close(hx->image);
@@ -211,8 +146,8 @@ static int teardown(void **state) {
   return 0;
 }
 
-static void on_done(sr_swap_t *swap, const sr_swap_done_t *done, void *data) {
-  hx_t *hx = data;
+static void on_done(sr_swap_t* swap, const sr_swap_done_t* done, void* data) {
+  hx_t* hx = data;
 
   (void)swap;
   if (hx->in_read)
@@ -221,15 +156,15 @@ static void on_done(sr_swap_t *swap, const sr_swap_done_t *done, void *data) {
   hx->status = done->status;
 }
 
-static void on_dtor(void *data) {
-  hx_t *hx = data;
+static void on_dtor(void* data) {
+  hx_t* hx = data;
 
   hx->ndtor++;
 }
 
 /* sr_swap_read on hx->swap at time 0; sync may be NULL. */
-static int read_va(hx_t *hx, uint64_t cr3, uint64_t gva, void *buf, size_t len,
-                   sr_swap_done_t *sync) {
+static int read_va(hx_t* hx, uint64_t cr3, uint64_t gva, void* buf, size_t len,
+                   sr_swap_done_t* sync) {
   sr_swap_req_t req;
   int rc;
 
@@ -244,26 +179,26 @@ static int read_va(hx_t *hx, uint64_t cr3, uint64_t gva, void *buf, size_t len,
   return rc;
 }
 
-static uint64_t entry_gpa(hx_t *hx, uint64_t cr3, uint64_t gva, int level) {
+static uint64_t entry_gpa(hx_t* hx, uint64_t cr3, uint64_t gva, int level) {
   uint64_t gpa = 0;
 
   assert_int_equal(sr_kit_entry_gpa(hx->kit, cr3, gva, level, &gpa), 0);
   return gpa;
 }
 
-static uint64_t get_entry(hx_t *hx, uint64_t cr3, uint64_t gva, int level) {
+static uint64_t get_entry(hx_t* hx, uint64_t cr3, uint64_t gva, int level) {
   uint64_t v = 0;
 
   assert_int_equal(sr_kit_get_entry(hx->kit, cr3, gva, level, &v), 0);
   return v;
 }
 
-static void set_entry(hx_t *hx, uint64_t cr3, uint64_t gva, int level,
+static void set_entry(hx_t* hx, uint64_t cr3, uint64_t gva, int level,
                       uint64_t value) {
   assert_int_equal(sr_kit_set_entry(hx->kit, cr3, gva, level, value, NULL), 0);
 }
 
-static bool matches(const uint8_t *buf, uint64_t gva, size_t len) {
+static bool matches(const uint8_t* buf, uint64_t gva, size_t len) {
   size_t i;
 
   for (i = 0; i < len; i++)
@@ -273,7 +208,7 @@ static bool matches(const uint8_t *buf, uint64_t gva, size_t len) {
 }
 
 /* Whether buf holds the 4 KiB of guest-physical page gpa (kit's view). */
-static bool is_phys_page(hx_t *hx, const uint8_t *buf, uint64_t gpa) {
+static bool is_phys_page(hx_t* hx, const uint8_t* buf, uint64_t gpa) {
   static uint8_t page[K4];
 
   assert_int_equal(sr_kit_read_phys(hx->kit, gpa, page, K4), 0);
@@ -291,8 +226,8 @@ typedef struct scan_s {
   bool va_any;     /* in any region */
 } scan_t;
 
-static int scan_cb(const sr_region_t *r, void *arg) {
-  scan_t *s = arg;
+static int scan_cb(const sr_region_t* r, void* arg) {
+  scan_t* s = arg;
 
   s->n++;
   if (s->va >= r->lo && (r->hi == 0 || s->va < r->hi)) {
@@ -302,7 +237,7 @@ static int scan_cb(const sr_region_t *r, void *arg) {
   return s->n > 100000 ? -1 : 0; /* a bound: a loop must not run away */
 }
 
-static scan_t scan(hx_t *hx, uint64_t cr3, uint64_t va) {
+static scan_t scan(hx_t* hx, uint64_t cr3, uint64_t va) {
   scan_t s;
 
   memset(&s, 0, sizeof(s));
@@ -311,7 +246,7 @@ static scan_t scan(hx_t *hx, uint64_t cr3, uint64_t va) {
   return s;
 }
 
-static void uv_never(sr_uv_read_t *req, int status) {
+static void uv_never(sr_uv_read_t* req, int status) {
   (void)req;
   (void)status;
   fail_msg("callback of a rejected read");
@@ -325,8 +260,8 @@ static void uv_never(sr_uv_read_t *req, int status) {
  * window; a read of a self-map address whose "leaf" is a zero PML4 entry
  * stays pending (polls terminate and change nothing) and completes once
  * the guest maps something there: with the bytes of the new PDPT page. */
-static void test_hostile_cycle_pml4e_self_map(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_cycle_pml4e_self_map(void** state) {
+  hx_t* hx = *state;
   const uint64_t self_pml4 =
       sx48(SELF << 39 | SELF << 30 | SELF << 21 | SELF << 12);
   const uint64_t pte_va =
@@ -374,8 +309,8 @@ static void test_hostile_cycle_pml4e_self_map(void **state) {
  * something at VA 0 (PML4[0] becomes a table), the walk goes on through
  * the new PDPT as a page table and ends at a 4K "leaf" that is the new
  * PD page: the read completes once with those bytes. */
-static void test_hostile_cycle_pdpte_to_pml4(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_cycle_pdpte_to_pml4(void** state) {
+  hx_t* hx = *state;
   uint8_t buf[K4];
   sr_translation_t t;
   scan_t s;
@@ -407,8 +342,8 @@ static void test_hostile_cycle_pdpte_to_pml4(void **state) {
 /* PDE -> the PDPT: VA's walk reads the PDPT as its page table and
  * PDPT[index_1(VA) = 0] (VA's own PDPTE, a table pointer) as a 4K leaf:
  * VA reads back the PD page. Regions terminate and agree. */
-static void test_hostile_cycle_pde_to_pdpt(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_cycle_pde_to_pdpt(void** state) {
+  hx_t* hx = *state;
   uint64_t pdpt = entry_gpa(hx, hx->cr3, VA, 3) & ADDR;
   uint64_t pd = entry_gpa(hx, hx->cr3, VA, 2) & ADDR;
   uint8_t buf[K4];
@@ -424,8 +359,8 @@ static void test_hostile_cycle_pde_to_pdpt(void **state) {
 }
 
 /* PTE -> the PD: a 4K leaf that is the PD page. */
-static void test_hostile_cycle_pte_to_pd(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_cycle_pte_to_pd(void** state) {
+  hx_t* hx = *state;
   uint64_t pd = entry_gpa(hx, hx->cr3, VA, 2) & ADDR;
   uint8_t buf[K4];
   sr_translation_t t;
@@ -445,8 +380,8 @@ static void test_hostile_cycle_pte_to_pd(void **state) {
  * rejected (no callback); regions skip it. A leaf frame in a hole or past
  * the file translates (translation reads no data) but the read is
  * rejected with SR_EHOLE / SR_EBEYOND. */
-static void test_hostile_entries_into_hole_and_past_file(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_entries_into_hole_and_past_file(void** state) {
+  hx_t* hx = *state;
   const uint64_t where[2] = {HOLE_GPA, BEYOND_GPA};
   const int err[2] = {SR_EHOLE, SR_EBEYOND};
   uint64_t pde = get_entry(hx, hx->cr3, VA, 2);
@@ -491,8 +426,8 @@ static void test_hostile_entries_into_hole_and_past_file(void **state) {
 
 /* A pending read whose missing page comes back pointing into a hole (or
  * past the file) completes exactly once with that permanent error. */
-static void test_hostile_pending_read_meets_hole_later(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_pending_read_meets_hole_later(void** state) {
+  hx_t* hx = *state;
   const uint64_t where[2] = {HOLE_GPA, BEYOND_GPA};
   const int err[2] = {SR_EHOLE, SR_EBEYOND};
   sr_pte_info_t as;
@@ -521,8 +456,8 @@ static void test_hostile_pending_read_meets_hole_later(void **state) {
 /* A root in a hole / past the file: SR_EHOLE / SR_EBEYOND from
  * sr_translate (level 4, the root entry's GPA), sr_swap_read, sr_regions
  * and sr_uv_read (no callback); a root beyond MAXPHYADDR is SR_EINVAL. */
-static void test_hostile_root_in_hole_or_past_file(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_root_in_hole_or_past_file(void** state) {
+  hx_t* hx = *state;
   const uint64_t where[2] = {HOLE_GPA, BEYOND_GPA};
   const int err[2] = {SR_EHOLE, SR_EBEYOND};
   sr_walk_opts_t w36 = {SR_PAGING_4LEVEL, SR_OS_LINUX, 0, 36};
@@ -566,8 +501,8 @@ static void test_hostile_root_in_hole_or_past_file(void **state) {
  * the read is rejected. With MAXPHYADDR 52 the same bits are address bits
  * (a leaf elsewhere, a table past the file), and bits 52..62 are never
  * reserved (the walk ends where it did). */
-static void test_hostile_reserved_bits_maxphyaddr36(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_reserved_bits_maxphyaddr36(void** state) {
+  hx_t* hx = *state;
   sr_walk_opts_t w36 = {SR_PAGING_4LEVEL, SR_OS_LINUX, 0, 36};
   uint64_t orig, gpa0;
   uint8_t buf[K4];
@@ -610,8 +545,8 @@ static void test_hostile_reserved_bits_maxphyaddr36(void **state) {
 
 /* A pending read whose page comes back with a reserved bit set completes
  * exactly once with SR_EBADENTRY. */
-static void test_hostile_pending_read_meets_reserved_bit(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_pending_read_meets_reserved_bit(void** state) {
+  hx_t* hx = *state;
   uint64_t pte = get_entry(hx, hx->cr3, VA + K4, 1);
   sr_pte_info_t as;
   uint8_t buf[2 * K4];
@@ -634,14 +569,14 @@ static void test_hostile_pending_read_meets_reserved_bit(void **state) {
 /* PS in a PML4E (4-level) and in a PML5E (5-level) is a bad entry, not a
  * 512 GiB / 256 TiB page: SR_EBADENTRY at level 4 / 5, read rejected,
  * regions skip it. */
-static void test_hostile_ps_in_pml4e_and_pml5e(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_ps_in_pml4e_and_pml5e(void** state) {
+  hx_t* hx = *state;
   sr_walk_opts_t w5 = {SR_PAGING_5LEVEL, SR_OS_LINUX, 0, 0};
   uint64_t orig = get_entry(hx, hx->cr3, VA, 4);
   uint64_t cr3_5;
   uint8_t buf[K4];
   sr_translation_t t;
-  sr_image_t *img;
+  sr_image_t* img;
 
   set_entry(hx, hx->cr3, VA, 4, orig | PS_);
   assert_int_equal(sr_translate(hx->image, hx->cr3, VA, NULL, &t),
@@ -671,8 +606,8 @@ static void test_hostile_ps_in_pml4e_and_pml5e(void **state) {
 
 /* Bits 13..20 of a 2M leaf are reserved (SR_EBADENTRY at level 2); bit 12
  * is PAT (the same frame). */
-static void test_hostile_reserved_bits_2m_leaf(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_reserved_bits_2m_leaf(void** state) {
+  hx_t* hx = *state;
   uint64_t orig = get_entry(hx, hx->cr3, VA2M, 2);
   uint8_t buf[K4];
   sr_translation_t t;
@@ -701,12 +636,12 @@ static void test_hostile_reserved_bits_2m_leaf(void **state) {
 
 /* Bits 13..29 of a 1G leaf are reserved (SR_EBADENTRY at level 3); bit 12
  * is PAT. A sparse 2 GiB kit of its own. */
-static void test_hostile_reserved_bits_1g_leaf(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_reserved_bits_1g_leaf(void** state) {
+  hx_t* hx = *state;
   const uint64_t va = UINT64_C(0x00007f8000000000);
   sr_kit_opts_t ko;
-  sr_kit_t *kit;
-  sr_image_t *img;
+  sr_kit_t* kit;
+  sr_image_t* img;
   uint64_t cr3, orig, gpa0;
   sr_translation_t t;
   int bit;
@@ -749,8 +684,8 @@ typedef struct bad_range_s {
  * documented code, no callback, and nothing allocated for them (the
  * engine's and the handle's live bytes are unchanged, no request is
  * larger than a page). */
-static void test_hostile_bad_ranges_rejected_without_memory(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_bad_ranges_rejected_without_memory(void** state) {
+  hx_t* hx = *state;
   const bad_range_t bad[] = {
       {UINT64_C(0x0000800000000000), 1, SR_ENONCANON},
       {UINT64_C(0xffff7ffffffff000), 8, SR_ENONCANON},
@@ -800,9 +735,9 @@ static void test_hostile_bad_ranges_rejected_without_memory(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
-static int count_dump(const sr_swap_txn_info_t *info, void *arg) {
+static int count_dump(const sr_swap_txn_info_t* info, void* arg) {
   (void)info;
-  (*(int *)arg)++;
+  (*(int*)arg)++;
   return 0;
 }
 
@@ -814,13 +749,13 @@ static int count_dump(const sr_swap_txn_info_t *info, void *arg) {
  * 512 GiB entry; it cancels cleanly. The buffer is never touched for
  * unmapped chunks (a 1-byte buffer stands for it: a write would be an
  * ASan error). */
-static void test_hostile_enormous_valid_lengths_bounded(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_enormous_valid_lengths_bounded(void** state) {
+  hx_t* hx = *state;
   const uint64_t base = UINT64_C(0x0000100000000000); /* PML4 slot 32 */
   sr_swap_stats_t st;
   sr_swap_handle_t hd;
   sr_swap_req_t req;
-  uint8_t *big;
+  uint8_t* big;
   size_t live = hx->mem.live_bytes;
   int n = 0;
 
@@ -870,12 +805,12 @@ static void test_hostile_enormous_valid_lengths_bounded(void **state) {
  * completes exactly once with SR_EBEYOND; new reads of VA are rejected
  * with SR_EBEYOND. When the file grows back, this image keeps the lowered
  * size (documented: a grown file is not remapped). */
-static void test_hostile_truncated_under_pending_read(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_truncated_under_pending_read(void** state) {
+  hx_t* hx = *state;
   uint64_t pt = entry_gpa(hx, hx->cr3, VA, 1) & ADDR;
   sr_pte_info_t as;
   sr_translation_t t;
-  sr_image_t *img;
+  sr_image_t* img;
   uint8_t buf[NPAGES * K4];
 
   memset(&as, 0, sizeof(as));
@@ -911,11 +846,11 @@ static void test_hostile_truncated_under_pending_read(void **state) {
 /* The file shrinks below the data frames of a synchronous read: the read
  * is rejected with SR_EBEYOND (no SIGBUS), sr_image_read says SR_EBEYOND
  * with the bytes before the end copied. */
-static void test_hostile_truncated_under_sync_read(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_truncated_under_sync_read(void** state) {
+  hx_t* hx = *state;
   uint64_t frame;
   sr_translation_t t;
-  sr_image_t *img;
+  sr_image_t* img;
   uint8_t buf[2 * K4];
   size_t done = 0;
 
@@ -934,14 +869,14 @@ static void test_hostile_truncated_under_sync_read(void **state) {
   sr_image_close(img);
 }
 
-static void truncate_root(uv_timer_t *t) {
-  hx_t *hx = t->data;
+static void truncate_root(uv_timer_t* t) {
+  hx_t* hx = t->data;
 
   assert_int_equal(sr_kit_truncate(hx->kit, hx->cr3), 0);
 }
 
-static void uv_rec(sr_uv_read_t *req, int status) {
-  hx_t *hx = req->data;
+static void uv_rec(sr_uv_read_t* req, int status) {
+  hx_t* hx = req->data;
 
   hx->ncb++;
   hx->status = status;
@@ -951,10 +886,10 @@ static void uv_rec(sr_uv_read_t *req, int status) {
  * space with a pending read: the restart check finds the root unreadable
  * and the read ends with SR_EGONE exactly once (docs/api/loop.md), no
  * SIGBUS, uv_run returns. */
-static void test_hostile_truncated_root_under_uv(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_truncated_root_under_uv(void** state) {
+  hx_t* hx = *state;
   sr_pte_info_t as;
-  sr_image_t *img;
+  sr_image_t* img;
   uv_timer_t timer;
   sr_uv_read_t req;
   uv_loop_t loop;
@@ -979,7 +914,7 @@ static void test_hostile_truncated_root_under_uv(void **state) {
   assert_int_equal(hx->ncb, 1);
   assert_int_equal(hx->status, SR_EGONE);
   sr_uv_close(&h, NULL);
-  uv_close((uv_handle_t *)&timer, NULL);
+  uv_close((uv_handle_t*)&timer, NULL);
   assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(uv_loop_close(&loop), 0);
   assert_int_equal(hx->ncb, 1);
@@ -989,10 +924,10 @@ static void test_hostile_truncated_root_under_uv(void **state) {
 /* The file grows while mapped and a read is pending: the old range still
  * reads right (sync and the pending read once its page is back), the
  * image keeps the size it saw at open. */
-static void test_hostile_extended_while_mapped(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_extended_while_mapped(void** state) {
+  hx_t* hx = *state;
   sr_pte_info_t as;
-  sr_image_t *img;
+  sr_image_t* img;
   uint8_t buf[NPAGES * K4];
 
   memset(&as, 0, sizeof(as));
@@ -1020,12 +955,12 @@ static void test_hostile_extended_while_mapped(void **state) {
 
 /* The image file is unlinked while open (by path): everything still
  * reads, including what the guest changes afterwards. */
-static void test_hostile_unlinked_while_open(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_unlinked_while_open(void** state) {
+  hx_t* hx = *state;
   char path[96];
   sr_kit_opts_t ko;
-  sr_kit_t *kit;
-  sr_image_t *img;
+  sr_kit_t* kit;
+  sr_image_t* img;
   sr_layout_t l;
   sr_pte_info_t as;
   uint64_t cr3;
@@ -1065,8 +1000,8 @@ static void test_hostile_unlinked_while_open(void **state) {
 }
 
 static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  struct dirent *e;
+  DIR* d = opendir("/proc/self/fd");
+  struct dirent* e;
   int n = 0;
 
   assert_non_null(d);
@@ -1079,11 +1014,11 @@ static int count_fds(void) {
 /* fds and paths that are not regular files get their documented errors
  * (docs/api/core.md sr_image_open / sr_image_open_fd), *out NULL, no fd
  * left open, and a FIFO never blocks. */
-static void test_hostile_not_regular_files(void **state) {
-  hx_t *hx = *state;
+static void test_hostile_not_regular_files(void** state) {
+  hx_t* hx = *state;
   char path[96];
   struct sockaddr_un sa;
-  sr_image_t *img;
+  sr_image_t* img;
   int p[2], sp[2], fd, s, before;
 
   snprintf(hx->dir, sizeof(hx->dir), "/tmp/sr-hostile-XXXXXX");
@@ -1091,7 +1026,7 @@ static void test_hostile_not_regular_files(void **state) {
   before = count_fds();
 
   assert_int_equal(pipe(p), 0);
-  img = (sr_image_t *)&img;
+  img = (sr_image_t*)&img;
   assert_int_equal(sr_image_open_fd(&img, p[0], NULL), SR_ESPIPE);
   assert_null(img);
   assert_int_equal(sr_image_open_fd(&img, p[1], NULL), SR_ESPIPE);
@@ -1128,7 +1063,7 @@ static void test_hostile_not_regular_files(void **state) {
   sa.sun_family = AF_UNIX;
   assert_true(strlen(path) < sizeof(sa.sun_path));
   memcpy(sa.sun_path, path, strlen(path) + 1);
-  assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  assert_int_equal(bind(s, (struct sockaddr*)&sa, sizeof(sa)), 0);
   assert_int_equal(sr_image_open(&img, path, NULL), SR_ESPIPE);
   close(s);
   unlink(path);

@@ -30,6 +30,8 @@
 #include <swapread/kit.h>
 #include <swapread/uv.h>
 
+#include "support/swap_fixture.h"
+
 #define K4 SR_PAGE_4K
 #define M2 SR_PAGE_2M
 #define VA UINT64_C(0x00007f0000000000)
@@ -41,93 +43,7 @@
 /* Extra 2 MiB mappings, past the one every space has. */
 #define VA_X (VA + 4 * M2)
 
-/* ---- the counting, failing allocator ----------------------------------- */
-
-#define HDR 16
-
-typedef struct mem_s {
-  sr_allocator_t hook;
-  uint64_t calls;   /* alloc + realloc calls */
-  uint64_t fail_at; /* fail call number fail_at (1-based); 0: never */
-  bool fail_all;    /* fail every call */
-  uint64_t failed;  /* calls failed */
-  size_t live_bytes;
-  size_t live_blocks;
-  uint64_t mismatch; /* free/realloc told a size the block does not have */
-} mem_t;
-
-static bool mem_should_fail(mem_t* m) {
-  m->calls++;
-  if (m->fail_all || (m->fail_at != 0 && m->calls == m->fail_at)) {
-    m->failed++;
-    return true;
-  }
-  return false;
-}
-
-static void* mem_alloc(void* ctx, size_t size) {
-  mem_t* m = ctx;
-  unsigned char* p;
-
-  if (mem_should_fail(m))
-    return NULL;
-  p = malloc(HDR + size);
-  if (p == NULL)
-    return NULL;
-  memcpy(p, &size, sizeof(size));
-  m->live_bytes += size;
-  m->live_blocks++;
-  return p + HDR;
-}
-
-static void mem_free(void* ctx, void* ptr, size_t size) {
-  mem_t* m = ctx;
-  unsigned char* p;
-  size_t had;
-
-  if (ptr == NULL)
-    return;
-  p = (unsigned char*)ptr - HDR;
-  memcpy(&had, p, sizeof(had));
-  if (had != size)
-    m->mismatch++;
-  m->live_bytes -= had;
-  m->live_blocks--;
-  free(p);
-}
-
-static void* mem_realloc(void* ctx, void* ptr, size_t old_size,
-                         size_t new_size) {
-  mem_t* m = ctx;
-  unsigned char* p;
-  size_t had;
-
-  if (ptr == NULL)
-    return mem_alloc(ctx, new_size);
-  if (mem_should_fail(m))
-    return NULL;
-  p = (unsigned char*)ptr - HDR;
-  memcpy(&had, p, sizeof(had));
-  if (had != old_size)
-    m->mismatch++;
-  p = realloc(p, HDR + new_size);
-  if (p == NULL)
-    return NULL;
-  memcpy(p, &new_size, sizeof(new_size));
-  m->live_bytes = m->live_bytes - had + new_size;
-  return p + HDR;
-}
-
-/* Fails the k-th allocation from now (k >= 1). */
-static void mem_arm(mem_t* m, uint64_t k) {
-  m->fail_at = m->calls + k;
-  m->failed = 0;
-}
-
-static void mem_disarm(mem_t* m) {
-  m->fail_at = 0;
-  m->fail_all = false;
-}
+/* The counting, failing allocator is the fixture's (swapfx_alloc_t). */
 
 /* ---- the libuv edge ---------------------------------------------------- */
 
@@ -179,7 +95,7 @@ struct fx_s {
   sr_kit_t* kit;
   sr_image_t* image;
   uint64_t cr3[NSPACES];
-  mem_t mem;
+  swapfx_alloc_t mem;
   sr_swap_t* swap;
   /* uv */
   uv_loop_t loop;
@@ -224,10 +140,7 @@ static int setup(void** state) {
                      0);
   }
   assert_int_equal(sr_kit_open_image(fx->kit, &fx->image), 0);
-  fx->mem.hook.alloc = mem_alloc;
-  fx->mem.hook.realloc = mem_realloc;
-  fx->mem.hook.free = mem_free;
-  fx->mem.hook.ctx = &fx->mem;
+  swapfx_alloc_init(&fx->mem);
   *state = fx;
   return 0;
 }
@@ -235,14 +148,14 @@ static int setup(void** state) {
 static int teardown(void** state) {
   fx_t* fx = *state;
 
-  mem_disarm(&fx->mem);
+  swapfx_alloc_disarm(&fx->mem);
   sr_swap_free(fx->swap);
   sr_image_close(fx->image);
   sr_kit_destroy(fx->kit);
   fail_timer_start = 0;
   fail_timer_init = 0;
   assert_int_equal(fx->mem.live_bytes, 0);
-  assert_int_equal(fx->mem.mismatch, 0);
+  assert_int_equal(fx->mem.size_mismatch, 0);
   free(fx);
   return 0;
 }
@@ -300,7 +213,7 @@ static sr_swap_opts_t engine_opts(fx_t* fx) {
 static void new_engine(fx_t* fx) {
   sr_swap_opts_t o = engine_opts(fx);
 
-  mem_disarm(&fx->mem);
+  swapfx_alloc_disarm(&fx->mem);
   assert_null(fx->swap);
   assert_int_equal(sr_swap_new(&fx->swap, fx->image, &o), 0);
 }
@@ -308,7 +221,7 @@ static void new_engine(fx_t* fx) {
 /* Frees the engine (pending reads end with callbacks) and checks that no
  * byte is left. */
 static void free_engine(fx_t* fx) {
-  mem_disarm(&fx->mem);
+  swapfx_alloc_disarm(&fx->mem);
   sr_swap_free(fx->swap);
   fx->swap = NULL;
   assert_int_equal(fx->mem.live_bytes, 0);
@@ -396,9 +309,9 @@ static void test_oom_swap_new(void** state) {
 
   for (k = 1; k < MAX_POINTS; k++) {
     s = (sr_swap_t*)&s; /* must be overwritten */
-    mem_arm(&fx->mem, k);
+    swapfx_alloc_arm(&fx->mem, k);
     rc = sr_swap_new(&s, fx->image, &o);
-    mem_disarm(&fx->mem);
+    swapfx_alloc_disarm(&fx->mem);
     if (fx->mem.failed == 0) {
       assert_int_equal(rc, 0);
       sr_swap_free(s);
@@ -428,9 +341,9 @@ static void test_oom_read_sync(void** state) {
   for (k = 1; k < MAX_POINTS; k++) {
     new_engine(fx);
     memset(r->buf, 0xee, len);
-    mem_arm(&fx->mem, k);
+    swapfx_alloc_arm(&fx->mem, k);
     rc = start(fx, r, 0, VA + 5, len, 0, 0);
-    mem_disarm(&fx->mem);
+    swapfx_alloc_disarm(&fx->mem);
     assert_int_equal(r->ncb, 0);
     assert_int_equal(r->ndtor, 0);
     if (fx->mem.failed == 0) {
@@ -486,9 +399,9 @@ static void test_oom_read_pending(void** state) {
     for (k = 1; k < MAX_POINTS; k++) {
       r = rd_new(fx, len);
       new_engine(fx);
-      mem_arm(&fx->mem, k);
+      swapfx_alloc_arm(&fx->mem, k);
       rc = start(fx, r, 0, VA + 5, len, flags, 0);
-      mem_disarm(&fx->mem);
+      swapfx_alloc_disarm(&fx->mem);
       if (fx->mem.failed == 0) {
         assert_int_equal(rc, SR_PENDING);
         complete_pending(fx, r, 1);
@@ -540,9 +453,9 @@ static void test_oom_read_join(void** state) {
     assert_int_equal(
         start(fx, leader, 0, VA + 5, len, SR_READ_JOIN, UINT64_C(1) << 40),
         SR_PENDING);
-    mem_arm(&fx->mem, k);
+    swapfx_alloc_arm(&fx->mem, k);
     rc = start(fx, joiner, 0, VA + 5, len, SR_READ_JOIN, UINT64_C(1) << 40);
-    mem_disarm(&fx->mem);
+    swapfx_alloc_disarm(&fx->mem);
     if (fx->mem.failed == 0) {
       assert_int_equal(rc, SR_PENDING);
       assert_int_equal(stats(fx).joined, 1);
@@ -615,9 +528,9 @@ static void test_oom_poll_refile(void** state) {
           0);
     }
     pde_in(fx, 0, gva);
-    mem_arm(&fx->mem, k);
+    swapfx_alloc_arm(&fx->mem, k);
     rc = sr_swap_poll(fx->swap, 1, NULL);
-    mem_disarm(&fx->mem);
+    swapfx_alloc_disarm(&fx->mem);
     assert_int_equal(rc, 0);
     assert_int_equal(r->ncb + r->ndtor, 0);
     if (fx->mem.failed != 0) {
@@ -743,7 +656,7 @@ static void test_oom_swap_free_needs_no_memory(void** state) {
     assert_int_equal(r[i]->status, SR_ECANCELED);
     rd_free(r[i]);
   }
-  mem_disarm(&fx->mem);
+  swapfx_alloc_disarm(&fx->mem);
   guest_in(fx, 0);
 }
 
@@ -789,7 +702,7 @@ static sr_uv_opts_t uv_opts(fx_t* fx) {
 static void handle_open(fx_t* fx) {
   sr_uv_opts_t o = uv_opts(fx);
 
-  mem_disarm(&fx->mem);
+  swapfx_alloc_disarm(&fx->mem);
   assert_int_equal(sr_uv_init(&fx->loop, &fx->h, fx->image, &o), 0);
   fx->h.data = fx;
   fx->h_open = true;
@@ -800,7 +713,7 @@ static void handle_open(fx_t* fx) {
 static void handle_close(fx_t* fx) {
   int before = fx->nclose;
 
-  mem_disarm(&fx->mem);
+  swapfx_alloc_disarm(&fx->mem);
   sr_uv_close(&fx->h, on_close);
   fx->h_open = false;
   assert_int_equal(uv_run(&fx->loop, UV_RUN_DEFAULT), 0);
@@ -832,9 +745,9 @@ static void test_oom_uv_init(void** state) {
 
   for (k = 1; k < MAX_POINTS; k++) {
     loop_open(fx);
-    mem_arm(&fx->mem, k);
+    swapfx_alloc_arm(&fx->mem, k);
     rc = sr_uv_init(&fx->loop, &fx->h, fx->image, &o);
-    mem_disarm(&fx->mem);
+    swapfx_alloc_disarm(&fx->mem);
     if (fx->mem.failed == 0) {
       assert_int_equal(rc, 0);
       fx->h.data = fx;
@@ -882,9 +795,9 @@ static void uv_read_pending_loop(fx_t* fx, int prefill) {
       r[i] = rd_new(fx, MAP_LEN);
     for (i = 0; i < prefill; i++)
       assert_int_equal(uv_start(fx, r[i], i, VA, MAP_LEN, 0), SR_PENDING);
-    mem_arm(&fx->mem, k);
+    swapfx_alloc_arm(&fx->mem, k);
     rc = uv_start(fx, r[prefill], prefill, VA, MAP_LEN, 0);
-    mem_disarm(&fx->mem);
+    swapfx_alloc_disarm(&fx->mem);
     if (fx->mem.failed == 0) {
       assert_int_equal(rc, SR_PENDING);
     } else {
@@ -946,9 +859,9 @@ static void test_oom_uv_read_sync(void** state) {
       loop_open(fx);
       handle_open(fx);
       r = rd_new(fx, MAP_LEN);
-      mem_arm(&fx->mem, k);
+      swapfx_alloc_arm(&fx->mem, k);
       rc = uv_start(fx, r, 0, VA + 1, MAP_LEN - 1, flags);
-      mem_disarm(&fx->mem);
+      swapfx_alloc_disarm(&fx->mem);
       assert_int_equal(r->ncb, 0);
       assert_int_equal(uv_run(&fx->loop, UV_RUN_DEFAULT), 0);
       if (fx->mem.failed == 0) {
@@ -1003,9 +916,9 @@ static void set_probe_loop(fx_t* fx, int prefill) {
     fx->probe_answer = SR_UV_ALIVE;
     for (i = 0; i < prefill; i++)
       assert_int_equal(sr_uv_set_probe(&fx->h, fx->cr3[i], probe_gone, fx), 0);
-    mem_arm(&fx->mem, k);
+    swapfx_alloc_arm(&fx->mem, k);
     rc = sr_uv_set_probe(&fx->h, fx->cr3[s], probe_gone, fx);
-    mem_disarm(&fx->mem);
+    swapfx_alloc_disarm(&fx->mem);
     assert_true(rc == 0 || rc == SR_ENOMEM);
     assert_true(rc == 0 || fx->mem.failed > 0);
     fx->probe_answer = SR_UV_GONE;
@@ -1145,7 +1058,7 @@ static void test_oom_uv_cancel_invalidate_close_need_no_memory(void** state) {
     assert_int_equal(r[i]->ncb, 1);
     rd_free(r[i]);
   }
-  mem_disarm(&fx->mem);
+  swapfx_alloc_disarm(&fx->mem);
   loop_close(fx);
   guest_in(fx, 0);
   guest_in(fx, 1);

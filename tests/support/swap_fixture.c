@@ -296,14 +296,24 @@ int swapfx_violations(const swapfx_rec_t* rec) {
 /* Blocks carry their size in a header so free/realloc can be checked. */
 #define HDR 16
 
+/* Counts the call and says whether it must fail (fail_at, fail_all, cap). */
+static bool count_call(swapfx_alloc_t* a, size_t size) {
+  a->calls++;
+  if (size > a->max_request)
+    a->max_request = size;
+  if (a->fail_all || (a->fail_at != 0 && a->calls == a->fail_at) ||
+      (a->cap != 0 && size > a->cap)) {
+    a->failed++;
+    return true;
+  }
+  return false;
+}
+
 static void* count_alloc(void* ctx, size_t size) {
   swapfx_alloc_t* a = ctx;
   unsigned char* p;
-  a->calls++;
-  if (a->fail_at != 0 && a->calls == a->fail_at) {
-    a->failed++;
+  if (count_call(a, size))
     return NULL;
-  }
   p = malloc(HDR + size);
   if (p == NULL)
     return NULL;
@@ -335,11 +345,8 @@ static void* count_realloc(void* ctx, void* ptr, size_t old_size,
   size_t had;
   if (ptr == NULL)
     return count_alloc(ctx, new_size);
-  a->calls++;
-  if (a->fail_at != 0 && a->calls == a->fail_at) {
-    a->failed++;
+  if (count_call(a, new_size))
     return NULL;
-  }
   p = (unsigned char*)ptr - HDR;
   memcpy(&had, p, sizeof(had));
   if (had != old_size)
@@ -350,6 +357,16 @@ static void* count_realloc(void* ctx, void* ptr, size_t old_size,
   memcpy(p, &new_size, sizeof(new_size));
   a->live_bytes = a->live_bytes - had + new_size;
   return p + HDR;
+}
+
+void swapfx_alloc_arm(swapfx_alloc_t* a, uint64_t k) {
+  a->fail_at = a->calls + k;
+  a->failed = 0;
+}
+
+void swapfx_alloc_disarm(swapfx_alloc_t* a) {
+  a->fail_at = 0;
+  a->fail_all = false;
 }
 
 void swapfx_alloc_init(swapfx_alloc_t* a) {

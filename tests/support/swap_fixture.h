@@ -77,9 +77,12 @@ struct swapfx_rec_s {
  * counts live bytes and blocks, and fails call number fail_at (1-based). */
 typedef struct swapfx_alloc_s {
   sr_allocator_t hook;
-  uint64_t calls;   /* alloc + realloc calls */
-  uint64_t fail_at; /* 0: never fail */
-  uint64_t failed;
+  uint64_t calls;     /* alloc + realloc calls */
+  uint64_t fail_at;   /* fail call number fail_at (1-based); 0: never */
+  bool fail_all;      /* fail every call */
+  size_t cap;         /* fail requests larger than this; 0: no cap */
+  uint64_t failed;    /* calls failed */
+  size_t max_request; /* largest size asked for */
   size_t live_bytes;
   size_t live_blocks;
   uint64_t size_mismatch; /* free/realloc told a size the block lacks */
@@ -168,6 +171,9 @@ size_t swapfx_missing_count(const swapfx_rec_t* rec);
 int swapfx_violations(const swapfx_rec_t* rec);
 
 void swapfx_alloc_init(swapfx_alloc_t* a);
+/* Fails the k-th allocation from now (k >= 1); disarm stops failing. */
+void swapfx_alloc_arm(swapfx_alloc_t* a, uint64_t k);
+void swapfx_alloc_disarm(swapfx_alloc_t* a);
 
 /* A small deterministic generator (splitmix64). */
 uint64_t swapfx_rand(uint64_t* state);
