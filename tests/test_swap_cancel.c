@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "support/swap_fixture.h"
+#include "support/swap_asserts.h"
 
 #define VA SWAPFX_VA
 #define K4 SR_PAGE_4K
@@ -21,31 +21,8 @@
 #define RWU (SR_PROT_W | SR_PROT_U)
 #define SEED 0x5eed0020u
 
-static int setup(void** state) {
-  swapfx_t* fx;
-  if (swapfx_new(&fx, 0, NULL) != 0)
-    return -1;
-  *state = fx;
-  return 0;
-}
-
-static int teardown(void** state) {
-  swapfx_free(*state);
-  return 0;
-}
-
-static void assert_once(const swapfx_rec_t* rec, int status) {
-  assert_int_equal(rec->ncb, 1);
-  assert_int_equal(rec->ndtor, 1);
-  assert_true(rec->dtor_seq > rec->cb_seq);
-  assert_int_equal(swapfx_violations(rec), 0);
-  assert_int_equal(rec->done.status, status);
-  assert_true(rec->done.flags & SR_DONE_ASYNC);
-  assert_int_equal(rec->done.cr3, rec->cr3);
-  assert_int_equal(rec->done.gva, rec->gva);
-  assert_ptr_equal(rec->done.buf, rec->buf);
-  assert_int_equal(rec->done.len, rec->len);
-}
+#define setup swapfx_setup
+#define teardown swapfx_teardown
 
 static void assert_waiting(const swapfx_rec_t* rec) {
   assert_int_equal(rec->ncb, 0);

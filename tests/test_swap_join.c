@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "support/swap_fixture.h"
+#include "support/swap_asserts.h"
 
 #define VA SWAPFX_VA
 #define K4 SR_PAGE_4K
@@ -37,20 +37,7 @@ static int setup(void** state) {
   return 0;
 }
 
-static int teardown(void** state) {
-  swapfx_free(*state);
-  return 0;
-}
-
-static void assert_once(const swapfx_rec_t* rec, int status) {
-  assert_int_equal(rec->ncb, 1);
-  assert_int_equal(rec->ndtor, 1);
-  assert_true(rec->dtor_seq > rec->cb_seq);
-  assert_int_equal(swapfx_violations(rec), 0);
-  assert_int_equal(rec->done.status, status);
-  assert_int_equal(rec->done.gva, rec->gva);
-  assert_int_equal(rec->done.len, rec->len);
-}
+#define teardown swapfx_teardown
 
 static void assert_waiting(const swapfx_rec_t* rec) {
   assert_int_equal(rec->ncb, 0);

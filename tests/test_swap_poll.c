@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "support/swap_fixture.h"
+#include "support/swap_asserts.h"
 
 #define VA SWAPFX_VA
 #define K4 SR_PAGE_4K
@@ -29,18 +29,8 @@
 #define SEED2 0x5eed0003u
 #define SEED3 0x5eed0004u
 
-static int setup(void** state) {
-  swapfx_t* fx;
-  if (swapfx_new(&fx, 0, NULL) != 0)
-    return -1;
-  *state = fx;
-  return 0;
-}
-
-static int teardown(void** state) {
-  swapfx_free(*state);
-  return 0;
-}
+#define setup swapfx_setup
+#define teardown swapfx_teardown
 
 static void assert_clean_once(const swapfx_rec_t* rec, int status) {
   assert_int_equal(rec->ncb, 1);

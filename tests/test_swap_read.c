@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "support/swap_fixture.h"
+#include "support/swap_asserts.h"
 
 #define VA SWAPFX_VA
 #define K4 SR_PAGE_4K
@@ -22,18 +22,8 @@
 #define RWU (SR_PROT_W | SR_PROT_U)
 #define SEED 0x5eed0001u
 
-static int setup(void** state) {
-  swapfx_t* fx;
-  if (swapfx_new(&fx, 0, NULL) != 0)
-    return -1;
-  *state = fx;
-  return 0;
-}
-
-static int teardown(void** state) {
-  swapfx_free(*state);
-  return 0;
-}
+#define setup swapfx_setup
+#define teardown swapfx_teardown
 
 /* Re-creates the engine of fx with opts. */
 static void engine_with(swapfx_t* fx, const sr_swap_opts_t* opts) {

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "support/swap_fixture.h"
+#include "support/swap_asserts.h"
 
 #define VA SWAPFX_VA
 #define K4 SR_PAGE_4K
@@ -33,18 +33,7 @@ static int setup(void** state) {
   return 0;
 }
 
-static int teardown(void** state) {
-  swapfx_free(*state);
-  return 0;
-}
-
-static void assert_once(const swapfx_rec_t* rec, int status) {
-  assert_int_equal(rec->ncb, 1);
-  assert_int_equal(rec->ndtor, 1);
-  assert_true(rec->dtor_seq > rec->cb_seq);
-  assert_int_equal(swapfx_violations(rec), 0);
-  assert_int_equal(rec->done.status, status);
-}
+#define teardown swapfx_teardown
 
 /* Ended without its callback: dropped while completing. */
 static void assert_dropped(const swapfx_rec_t* rec) {
