@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "support/loop_asserts.h"
+
 #include <swapread/kit.h>
 #include <swapread/uv.h>
 
@@ -80,20 +82,12 @@ static void drop_guest(guest_t* g) {
   g->kit = NULL;
 }
 
-static void on_watchdog(uv_timer_t* t) {
-  (void)t;
-  fail_msg("the loop is still running after 5 s");
-}
-
 static int setup(void** state) {
   fixture_t* f = calloc(1, sizeof(*f));
   int i;
 
   assert_non_null(f);
-  assert_int_equal(uv_loop_init(&f->loop), 0);
-  assert_int_equal(uv_timer_init(&f->loop, &f->watchdog), 0);
-  assert_int_equal(uv_timer_start(&f->watchdog, on_watchdog, 5000, 0), 0);
-  uv_unref((uv_handle_t*)&f->watchdog);
+  loopfx_open(&f->loop, &f->watchdog);
   assert_int_equal(uv_timer_init(&f->loop, &f->t1), 0);
   f->t1.data = f;
   for (i = 0; i < NREQ; i++) {
@@ -107,10 +101,8 @@ static int setup(void** state) {
 static int teardown(void** state) {
   fixture_t* f = *state;
 
-  uv_close((uv_handle_t*)&f->watchdog, NULL);
   uv_close((uv_handle_t*)&f->t1, NULL);
-  assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
+  loopfx_close(&f->loop, &f->watchdog);
   drop_guest(&f->g1);
   drop_guest(&f->g2);
   free(f);

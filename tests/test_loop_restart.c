@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "support/loop_asserts.h"
+
 #include <swapread/kit.h>
 #include <swapread/uv.h>
 
@@ -89,11 +91,6 @@ static uint64_t new_space(sr_kit_t* kit, sr_paging_t paging, uint64_t seed) {
   return cr3;
 }
 
-static void on_watchdog(uv_timer_t* t) {
-  (void)t;
-  fail_msg("the loop is still running after 5 s");
-}
-
 static int setup(void** state) {
   fixture_t* f = calloc(1, sizeof(*f));
   sr_kit_opts_t ko;
@@ -107,10 +104,7 @@ static int setup(void** state) {
   f->cr3b = new_space(f->kit, SR_PAGING_4LEVEL, SEED_B);
   f->cr3a = new_space(f->kit, SR_PAGING_4LEVEL, SEED_A);
   assert_true(f->cr3a > f->cr3b);
-  assert_int_equal(uv_loop_init(&f->loop), 0);
-  assert_int_equal(uv_timer_init(&f->loop, &f->watchdog), 0);
-  assert_int_equal(uv_timer_start(&f->watchdog, on_watchdog, 5000, 0), 0);
-  uv_unref((uv_handle_t*)&f->watchdog);
+  loopfx_open(&f->loop, &f->watchdog);
   assert_int_equal(uv_timer_init(&f->loop, &f->t1), 0);
   assert_int_equal(uv_timer_init(&f->loop, &f->t2), 0);
   f->t1.data = f;
@@ -128,11 +122,9 @@ static int setup(void** state) {
 static int teardown(void** state) {
   fixture_t* f = *state;
 
-  uv_close((uv_handle_t*)&f->watchdog, NULL);
   uv_close((uv_handle_t*)&f->t1, NULL);
   uv_close((uv_handle_t*)&f->t2, NULL);
-  assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
+  loopfx_close(&f->loop, &f->watchdog);
   sr_image_close(f->image);
   sr_kit_destroy(f->kit);
   free(f);

@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "support/loop_asserts.h"
+
 #include <swapread/kit.h>
 #include <swapread/uv.h>
 
@@ -109,11 +111,6 @@ static int make_handle(fixture_t* f, const sr_uv_opts_t* opts) {
   return rc;
 }
 
-static void on_watchdog(uv_timer_t* t) {
-  (void)t;
-  fail_msg("the loop is still running after 5 s");
-}
-
 static int setup(void** state) {
   fixture_t* f = calloc(1, sizeof(*f));
   sr_kit_opts_t ko;
@@ -129,10 +126,7 @@ static int setup(void** state) {
                    0);
   assert_int_equal(sr_kit_fill(f->kit, f->cr3, GVA, NPAGES * PAGE, SEED), 0);
   assert_int_equal(sr_kit_open_image(f->kit, &f->image), 0);
-  assert_int_equal(uv_loop_init(&f->loop), 0);
-  assert_int_equal(uv_timer_init(&f->loop, &f->watchdog), 0);
-  assert_int_equal(uv_timer_start(&f->watchdog, on_watchdog, 5000, 0), 0);
-  uv_unref((uv_handle_t*)&f->watchdog);
+  loopfx_open(&f->loop, &f->watchdog);
   assert_int_equal(uv_timer_init(&f->loop, &f->t1), 0);
   assert_int_equal(uv_timer_init(&f->loop, &f->t2), 0);
   f->t1.data = f;
@@ -152,11 +146,9 @@ static int teardown(void** state) {
     sr_uv_close(&f->h, on_close);
     f->open = false;
   }
-  uv_close((uv_handle_t*)&f->watchdog, NULL);
   uv_close((uv_handle_t*)&f->t1, NULL);
   uv_close((uv_handle_t*)&f->t2, NULL);
-  assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
+  loopfx_close(&f->loop, &f->watchdog);
   sr_image_close(f->image);
   sr_kit_destroy(f->kit);
   free(f);
