@@ -40,21 +40,6 @@ static void assert_untouched(const swapfx_rec_t* rec) {
   assert_int_equal(swapfx_violations(rec), 0);
 }
 
-/* Exactly one callback with status, then exactly one dtor after it. */
-static void assert_done_once(const swapfx_rec_t* rec, int status) {
-  assert_int_equal(rec->ncb, 1);
-  assert_int_equal(rec->ndtor, 1);
-  assert_true(rec->dtor_seq > rec->cb_seq);
-  assert_int_equal(swapfx_violations(rec), 0);
-  assert_int_equal(rec->done.status, status);
-  assert_true(rec->done.flags & SR_DONE_ASYNC);
-  assert_int_equal(rec->done.cr3, rec->cr3);
-  assert_int_equal(rec->done.gva, rec->gva);
-  assert_ptr_equal(rec->done.buf, rec->buf);
-  assert_int_equal(rec->done.len, rec->len);
-  assert_int_equal(rec->done.nchunks, swapfx_nchunks(rec->gva, rec->len));
-}
-
 /* ---- synchronous and pending ---------------------------------------- */
 
 static void test_read_all_present_completes_sync(void** state) {
@@ -140,7 +125,7 @@ static void test_read_partly_present_pending_then_page_in(void** state) {
   assert_int_equal(swapfx_in(fx, fx->cr3, VA + 2 * K4, 1), 0);
   fx->now += 10;
   assert_int_equal(swapfx_poll(fx, NULL), 1);
-  assert_done_once(r, 0);
+  assert_once(r, 0);
   assert_bytes(r, SEED);
   assert_int_equal(r->done.gpa, frame + 100);
   assert_true(r->done.kinds_seen & (1u << SR_PTE_LINUX_SWAP));
@@ -174,7 +159,7 @@ static void test_read_first_chunk_missing_gpa_when_read(void** state) {
                    SR_PENDING);
   assert_int_equal(swapfx_in(fx, fx->cr3, VA, 1), 0);
   assert_int_equal(swapfx_poll(fx, NULL), 1);
-  assert_done_once(r, 0);
+  assert_once(r, 0);
   assert_bytes(r, SEED);
   assert_int_equal(r->done.gpa, frame + 0x123);
   assert_true(r->done.kinds_seen & (1u << SR_PTE_NONE));
@@ -195,7 +180,7 @@ static void test_read_kinds_seen(void** state) {
   assert_int_equal(swapfx_in(fx, fx->cr3, VA, 1), 0);
   assert_int_equal(swapfx_in(fx, fx->cr3, VA + 2 * K4, 1), 0);
   assert_int_equal(swapfx_poll(fx, NULL), 1);
-  assert_done_once(r, 0);
+  assert_once(r, 0);
   assert_bytes(r, SEED);
   assert_true(r->done.kinds_seen & (1u << SR_PTE_LINUX_SWAP));
   assert_true(r->done.kinds_seen & (1u << SR_PTE_NONE));
@@ -226,7 +211,7 @@ static void test_read_nx_flag(void** state) {
                    SR_PENDING);
   assert_int_equal(swapfx_in(fx, fx->cr3, VA + K4, 1), 0);
   assert_int_equal(swapfx_poll(fx, NULL), 1);
-  assert_done_once(c, 0);
+  assert_once(c, 0);
   assert_true(c->done.flags & SR_DONE_NX);
   assert_bytes(c, SEED);
 }
@@ -251,7 +236,7 @@ static void test_read_resident_protnone(void** state) {
   memset(&opts, 0, sizeof(opts));
   opts.walk.flags = SR_WALK_RESIDENT;
   swapfx_close_engine(fx);
-  assert_done_once(a, SR_ECANCELED);
+  assert_once(a, SR_ECANCELED);
   engine_with(fx, &opts);
   assert_int_equal(swapfx_read_new(fx, &b, fx->cr3, VA + K4 + 10, 100, 0, 0),
                    0);
@@ -270,7 +255,7 @@ static void test_read_resident_kind_seen_when_waiting(void** state) {
   assert_int_equal(swapfx_read_new(fx, &r, fx->cr3, VA, K4, 0, 0), SR_PENDING);
   assert_int_equal(swapfx_in(fx, fx->cr3, VA, 1), 0);
   assert_int_equal(swapfx_poll(fx, NULL), 1);
-  assert_done_once(r, 0);
+  assert_once(r, 0);
   assert_bytes(r, SEED);
   assert_true(r->done.kinds_seen & (1u << SR_PTE_LINUX_PROTNONE));
   assert_false(r->done.flags & SR_DONE_RESIDENT);
@@ -301,7 +286,7 @@ static void test_read_windows_kinds(void** state) {
                    SR_PENDING);
   assert_int_equal(swapfx_in(fx, fx->cr3, VA, 1), 0);
   assert_int_equal(swapfx_poll(fx, NULL), 1);
-  assert_done_once(a, 0);
+  assert_once(a, 0);
   assert_bytes(a, SEED);
   assert_true(a->done.kinds_seen & (1u << SR_PTE_WIN_PAGEFILE));
   assert_true(a->done.flags & SR_DONE_RESIDENT);
@@ -335,7 +320,7 @@ static void test_read_2m_page(void** state) {
   assert_int_equal(swapfx_poll(fx, NULL), 0);
   assert_int_equal(swapfx_in(fx, fx->cr3, VA, 2), 0);
   assert_int_equal(swapfx_poll(fx, NULL), 1);
-  assert_done_once(b, 0);
+  assert_once(b, 0);
   assert_bytes(b, SEED);
   assert_int_equal(b->done.gpa, frame + 0x10000 + 1);
   assert_true(b->done.kinds_seen & (1u << SR_PTE_LINUX_SWAP));
@@ -376,7 +361,7 @@ static void test_read_1g_page(void** state) {
   assert_int_equal(swapfx_poll(fx, NULL), 0);
   assert_int_equal(swapfx_in(fx, fx->cr3, VA, 3), 0);
   assert_int_equal(swapfx_poll(fx, NULL), 1);
-  assert_done_once(b, 0);
+  assert_once(b, 0);
   assert_bytes(b, SEED);
   assert_int_equal(b->done.gpa, frame + off);
   assert_true(b->done.kinds_seen & (1u << SR_PTE_NONE));
@@ -592,7 +577,7 @@ static void test_read_last_page_of_address_space(void** state) {
                    SR_PENDING);
   assert_int_equal(swapfx_in(fx, fx->cr3, top + K4, 1), 0);
   assert_int_equal(swapfx_poll(fx, NULL), 1);
-  assert_done_once(b, 0);
+  assert_once(b, 0);
   assert_bytes(b, SEED);
 }
 
@@ -616,7 +601,7 @@ static void test_read_hole_met_later_completes_with_it(void** state) {
       sr_kit_set_entry(fx->kit, fx->cr3, VA + K4, 1, hole | SWAPFX_TABLE, NULL),
       0);
   assert_int_equal(swapfx_poll(fx, NULL), 1);
-  assert_done_once(r, SR_EHOLE);
+  assert_once(r, SR_EHOLE);
   st = swapfx_stats(fx);
   assert_int_equal(st.done_failed, 1);
   assert_int_equal(st.pending, 0);
@@ -640,7 +625,7 @@ static void test_read_bad_entry_met_later_completes_with_it(void** state) {
                        NULL),
       0);
   assert_int_equal(swapfx_poll(fx, NULL), 1);
-  assert_done_once(r, SR_EBADENTRY);
+  assert_once(r, SR_EBADENTRY);
 }
 
 /* ---- address spaces ---------------------------------------------------- */
@@ -852,7 +837,7 @@ static void test_read_allocator_and_enomem(void** state) {
       if (a->failed == 0)
         succeeded = 1;
       swapfx_close_engine(fx);
-      assert_done_once(r, SR_ECANCELED);
+      assert_once(r, SR_ECANCELED);
     }
     swapfx_close_engine(fx);
     assert_int_equal(a->live_blocks, 0);
