@@ -464,6 +464,19 @@ static NOINLINE int copy_out(const sr_image_t* image, uint64_t gpa,
   return 0;
 }
 
+/* The arguments of a physical range access: SR_EINVAL (NULL, or a range
+ * that wraps), 0 (nothing to do: len 0), or 1 (go ahead). */
+static int range_check(const sr_image_t* image, uint64_t gpa, const void* buf,
+                       size_t len) {
+  if (image == NULL || (buf == NULL && len != 0))
+    return SR_EINVAL;
+  if (len == 0)
+    return 0;
+  if ((uint64_t)len - 1 > UINT64_MAX - gpa)
+    return SR_EINVAL; /* [gpa, gpa + len) wraps */
+  return 1;
+}
+
 int sr_image_read(const sr_image_t* image, uint64_t gpa, void* buf, size_t len,
                   size_t* done) {
   sr__fault_scope_t scope;
@@ -472,13 +485,9 @@ int sr_image_read(const sr_image_t* image, uint64_t gpa, void* buf, size_t len,
 
   if (done != NULL)
     *done = 0;
-  if (image == NULL || (buf == NULL && len != 0))
-    return SR_EINVAL;
-  if (len == 0)
-    return 0;
-  if ((uint64_t)len - 1 > UINT64_MAX - gpa)
-    return SR_EINVAL; /* [gpa, gpa + len) wraps */
-
+  err = range_check(image, gpa, buf, len);
+  if (err != 1)
+    return err;
   if (SR__FAULT_CATCH(&scope)) {
     sr__image_note_fault(image);
     if (done != NULL)
@@ -490,6 +499,46 @@ int sr_image_read(const sr_image_t* image, uint64_t gpa, void* buf, size_t len,
   sr__fault_leave(&scope);
   if (done != NULL)
     *done = progress;
+  return err;
+}
+
+/* memcmp of [gpa, gpa + len) against buf, run by run (see copy_out). */
+static NOINLINE int compare_out(const sr_image_t* image, uint64_t gpa,
+                                const unsigned char* buf, size_t len) {
+  const unsigned char* p;
+  uint64_t run;
+  size_t at = 0, n;
+  int err;
+
+  while (at < len) {
+    err = sr__image_locate(image, gpa + at, &p, &run);
+    if (err != 0)
+      return err;
+    n = len - at;
+    if (run < n)
+      n = (size_t)run;
+    if (memcmp(buf + at, p, n) != 0)
+      return 1;
+    at += n;
+  }
+  return 0;
+}
+
+int sr_image_cmp(const sr_image_t* image, uint64_t gpa, const void* buf,
+                 size_t len) {
+  sr__fault_scope_t scope;
+  int err;
+
+  err = range_check(image, gpa, buf, len);
+  if (err != 1)
+    return err;
+  if (SR__FAULT_CATCH(&scope)) {
+    sr__image_note_fault(image);
+    return SR_EBEYOND;
+  }
+  sr__fault_enter(&scope);
+  err = compare_out(image, gpa, buf, len);
+  sr__fault_leave(&scope);
   return err;
 }
 

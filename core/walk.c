@@ -12,6 +12,7 @@
  * and EFER.NXE is assumed set so bit 63 is never reserved.
  */
 #include <assert.h>
+#include <string.h>
 
 #include "pgtable.h"
 #include "walk.h"
@@ -138,4 +139,27 @@ uint32_t sr__entry_prot(uint64_t entry) {
   if ((entry & SR__NX) != 0)
     prot |= SR_PROT_NX;
   return prot;
+}
+
+int sr_entry_decode(uint64_t entry, int level, const sr_walk_opts_t* opts,
+                    sr_entry_info_t* out) {
+  sr__walk_cfg_t cfg;
+  sr__entry_class_t cls;
+
+  if (out == NULL)
+    return SR_EINVAL;
+  memset(out, 0, sizeof(*out));
+  if (level < 1 || level > 5 || sr__walk_config(opts, &cfg) != 0 ||
+      level > cfg.top_level)
+    return SR_EINVAL;
+  cls = sr__entry_decode(&cfg, entry, level, &out->addr, &out->size,
+                         &out->resident);
+  switch (cls) {
+    case SR__ENTRY_TABLE: out->cls = SR_ENTRY_TABLE; break;
+    case SR__ENTRY_LEAF: out->cls = SR_ENTRY_LEAF; break;
+    case SR__ENTRY_NOTPRESENT: out->cls = SR_ENTRY_NOTPRESENT; break;
+    default: out->cls = SR_ENTRY_BAD; break;
+  }
+  out->prot = sr__entry_prot(entry);
+  return 0;
 }

@@ -3,8 +3,8 @@
  * sr_swap_new validates the options (walk options, allocator hook) and
  * allocates only the engine itself; pools grow on demand. sr_swap_free
  * ends every pending read with SR_ECANCELED (their callbacks run; reads
- * they start are cancelled in turn), frees the monitors left (no events)
- * and then frees everything, so with a
+ * they start are cancelled in turn), ends the monitors left (one CLOSED
+ * event each, VA monitors and space monitors) and then frees everything, so with a
  * counting allocator the engine returns to zero bytes. Limits: the engine
  * is not thread-safe, and sr_swap_free must not be called from a callback.
  */
@@ -68,6 +68,7 @@ void sr_swap_free(sr_swap_t* swap) {
   while (swap->st.pending > 0)
     sr__cancel_matching(swap, true, 0, SR_ECANCELED);
   sr__monitor_free_all(swap);
+  sr__spacemon_close_all(swap);
   assert(swap->nlive == 0 && swap->heap_n == 0 && swap->join.n == 0);
   assert(swap->nlive_rec == 0 && swap->w_n == 0);
   for (i = 0; i < swap->nblocks; i++)
@@ -84,7 +85,7 @@ void sr_swap_free(sr_swap_t* swap) {
 int sr_swap_set_image(sr_swap_t* swap, sr_image_t* image) {
   if (swap == NULL || image == NULL)
     return SR_EINVAL;
-  if (swap->nlive > 0 || swap->mw_n > 0)
+  if (swap->nlive > 0 || swap->mw_n > 0 || swap->nspacemons > 0)
     return SR_EBUSY;
   assert(swap->nlive_rec == 0);
   swap->image = image;
@@ -101,4 +102,6 @@ void sr_swap_stats(const sr_swap_t* swap, sr_swap_stats_t* out) {
   *out = swap->st;
   out->watched_entries = swap->nlive_rec;
   out->monitor_watches = swap->mw_n;
+  out->monitors = swap->nmonitors;
+  out->spacemons = swap->nspacemons;
 }

@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "swapread/monitor.h"
+#include "swapread/spacemon.h"
 #include "swapread/swap.h"
 
 #define SR__NIL UINT32_MAX /* "no index" in every pool and list */
@@ -252,6 +253,11 @@ struct sr_swap_s {
   uint32_t mw_seq;           /* generation of the newest watch */
   sr__htab_t mwtab;          /* (monitor, root, va) -> watch */
   uint32_t ev_head, ev_tail; /* watches with an event due (poll only) */
+  uint32_t nmonitors;
+
+  /* address-space monitors (spacemon.c): their own snapshots */
+  sr_spacemon_t* spacemons;
+  uint32_t nspacemons;
 
   unsigned depth; /* callbacks running (nesting) */
   sr_swap_stats_t st;
@@ -347,6 +353,11 @@ void sr__mwatch_link(sr_swap_t* swap, uint32_t wid, uint32_t rid);
 void sr__mwatch_rewalk(sr_swap_t* swap, uint32_t wid);
 int sr__monitor_dispatch(sr_swap_t* swap);
 void sr__monitor_free_all(sr_swap_t* swap);
+
+/* spacemon.c: polls every space monitor (events delivered), returns how
+ * many events; ends every one with SR_SPACEMON_CLOSED and frees it. */
+int sr__spacemon_poll_all(sr_swap_t* swap);
+void sr__spacemon_close_all(sr_swap_t* swap);
 
 /* deadline.c */
 int sr__heap_reserve(sr_swap_t* swap, uint32_t extra);

@@ -276,6 +276,7 @@ int sr_monitor_new(sr_monitor_t** out, sr_swap_t* swap, sr_monitor_cb cb,
   if (mon->next != NULL)
     mon->next->prev = mon;
   swap->monitors = mon;
+  swap->nmonitors++;
   *out = mon;
   return 0;
 }
@@ -341,14 +342,27 @@ int sr_monitor_free(sr_monitor_t* mon) {
     swap->monitors = mon->next;
   if (mon->next != NULL)
     mon->next->prev = mon->prev;
+  swap->nmonitors--;
   sr__free(swap, mon, sizeof(*mon));
   trim(swap);
   return 0;
 }
 
 void sr__monitor_free_all(sr_swap_t* swap) {
-  while (swap->monitors != NULL)
-    (void)sr_monitor_free(swap->monitors);
+  sr_monitor_event_t ev;
+  sr_monitor_t* mon;
+
+  while ((mon = swap->monitors) != NULL) {
+    /* Its watches go first: the callback sees an empty monitor. */
+    while (mon->head != SR__NIL)
+      unwatch(swap, mon->head);
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = SR_MONITOR_CLOSED;
+    swap->depth++;
+    mon->cb(mon, &ev, mon->data);
+    swap->depth--;
+    (void)sr_monitor_free(mon);
+  }
   assert(swap->mw_n == 0 && swap->ev_head == SR__NIL);
   trim(swap);
 }

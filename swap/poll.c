@@ -20,7 +20,8 @@
  * that ended went to a local list; phase 4 runs the monitor events that
  * phase 2 queued (a watched VA re-walked there is re-filed like a waiter
  * and queued once if its state differs from the one last reported), then
- * the read callbacks. An idle
+ * the address-space monitors are compared with the image (spacemon.c,
+ * their events delivered as found), then the read callbacks. An idle
  * poll (nothing changed, nothing due) does one load per record scanned
  * and nothing else. If memory runs out while re-filing, the chunks stay
  * under their old record, forced, and the next poll tries again: a poll
@@ -219,6 +220,7 @@ int sr_swap_poll(sr_swap_t* swap, uint64_t now_ns, uint64_t* next_ns) {
   /* 4: callbacks: monitor events (in the order phase 2 queued them), then
    * completed reads */
   swap->st.monitor_events += (uint64_t)sr__monitor_dispatch(swap);
+  swap->st.monitor_events += (uint64_t)sr__spacemon_poll_all(swap);
   ncb = sr__txn_dispatch(swap, &done);
   if (next_ns != NULL && (slot = sr__heap_top(swap)) != SR__NIL)
     *next_ns = sr__txn_at(swap, slot)->deadline_ns;

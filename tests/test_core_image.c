@@ -179,6 +179,41 @@ static void test_image_diff64_beyond(void** state) {
   sr_image_close(img);
 }
 
+/* sr_image_cmp: equal, one byte off (first and last), a range running
+ * past the end of the file (the first difference or the first byte
+ * missing, whichever comes first), bad arguments. */
+static void test_image_cmp(void** state) {
+  sr_layout_t lay = {.kind = SR_LAYOUT_RAW, .low = 16384};
+  unsigned char buf[4096];
+  sr_image_t* img = NULL;
+  int fd = make_memfd(8192);
+  (void)state;
+
+  fill_pattern(fd, 0, 8192);
+  assert_int_equal(sr_image_open_fd(&img, fd, &lay), 0);
+  close(fd);
+  for (size_t i = 0; i < sizeof(buf); i++)
+    buf[i] = pat(4096 + i);
+  assert_int_equal(sr_image_cmp(img, 4096, buf, sizeof(buf)), 0);
+  buf[0] ^= 1;
+  assert_int_equal(sr_image_cmp(img, 4096, buf, sizeof(buf)), 1);
+  buf[0] ^= 1;
+  buf[4095] ^= 0x80;
+  assert_int_equal(sr_image_cmp(img, 4096, buf, sizeof(buf)), 1);
+  assert_int_equal(sr_image_cmp(img, 4096, buf, 4095), 0);
+  /* past the end: a difference first wins; equal bytes up to the end do
+   * not */
+  assert_int_equal(sr_image_cmp(img, 6144, buf, sizeof(buf)), 1);
+  for (size_t i = 0; i < 2048; i++)
+    buf[i] = pat(6144 + i);
+  assert_int_equal(sr_image_cmp(img, 6144, buf, sizeof(buf)), SR_EBEYOND);
+  assert_int_equal(sr_image_cmp(img, 4096, buf, 0), 0);
+  assert_int_equal(sr_image_cmp(NULL, 0, buf, 1), SR_EINVAL);
+  assert_int_equal(sr_image_cmp(img, 0, NULL, 1), SR_EINVAL);
+  assert_int_equal(sr_image_cmp(img, UINT64_MAX, buf, 2), SR_EINVAL);
+  sr_image_close(img);
+}
+
 static void test_image_diff64_args(void** state) {
   uint64_t gpa[1] = {0}, expect[1] = {0};
   size_t diff[1], nd = 7;
@@ -1301,6 +1336,7 @@ int main(int argc, char** argv) {
       cmocka_unit_test(test_image_truncate_threads),
       cmocka_unit_test(test_image_diff64_per_entry),
       cmocka_unit_test(test_image_diff64_beyond),
+      cmocka_unit_test(test_image_cmp),
       cmocka_unit_test(test_image_diff64_args),
       cmocka_unit_test(test_image_diff64_truncated_mid_batch),
       cmocka_unit_test(test_image_mapping_read_only),

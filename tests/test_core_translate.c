@@ -1208,8 +1208,49 @@ static void test_translate_property_random_mappings(void** state) {
   property_run(fx, fx->cr35, SR_PAGING_5LEVEL, seed);
 }
 
+/* sr_entry_decode classifies entries as the walk does: PTE leaf, table,
+ * 2M / 1G leaves with aligned frames, PS at PML4 bad, reserved bits above
+ * MAXPHYADDR bad, not present; bad levels and options rejected. */
+static void test_entry_decode(void** state) {
+  sr_walk_opts_t o36 = {SR_PAGING_4LEVEL, SR_OS_LINUX, 0, 36};
+  sr_entry_info_t e;
+  (void)state;
+
+  assert_int_equal(sr_entry_decode(0x8000000000005067ull, 1, NULL, &e), 0);
+  assert_int_equal(e.cls, SR_ENTRY_LEAF);
+  assert_int_equal(e.addr, 0x5000);
+  assert_int_equal(e.size, SR_PAGE_4K);
+  assert_int_equal(e.prot, SR_PROT_W | SR_PROT_U | SR_PROT_NX);
+  assert_int_equal(sr_entry_decode(0x9007, 2, NULL, &e), 0);
+  assert_int_equal(e.cls, SR_ENTRY_TABLE);
+  assert_int_equal(e.addr, 0x9000);
+  assert_int_equal(e.size, SR_PAGE_2M);
+  assert_int_equal(sr_entry_decode(0x400083 | 0x1000, 2, NULL, &e), 0);
+  assert_int_equal(e.cls, SR_ENTRY_LEAF); /* PAT bit 12 is not address */
+  assert_int_equal(e.addr, 0x400000);
+  assert_int_equal(e.prot, SR_PROT_W);
+  assert_int_equal(sr_entry_decode(0x40000083, 3, NULL, &e), 0);
+  assert_int_equal(e.cls, SR_ENTRY_LEAF);
+  assert_int_equal(e.size, SR_PAGE_1G);
+  assert_int_equal(sr_entry_decode(0x40000083, 4, NULL, &e), 0);
+  assert_int_equal(e.cls, SR_ENTRY_BAD);
+  assert_int_equal(sr_entry_decode(0x1000000001007ull, 2, &o36, &e), 0);
+  assert_int_equal(e.cls, SR_ENTRY_BAD);
+  assert_int_equal(sr_entry_decode(0x1000000001007ull, 2, NULL, &e), 0);
+  assert_int_equal(e.cls, SR_ENTRY_TABLE);
+  assert_int_equal(sr_entry_decode(0x5000, 1, NULL, &e), 0);
+  assert_int_equal(e.cls, SR_ENTRY_NOTPRESENT);
+  assert_int_equal(e.addr, 0);
+  assert_int_equal(sr_entry_decode(1, 0, NULL, &e), SR_EINVAL);
+  assert_int_equal(sr_entry_decode(1, 5, NULL, &e), SR_EINVAL); /* 4-level */
+  assert_int_equal(sr_entry_decode(1, 1, NULL, NULL), SR_EINVAL);
+  o36.maxphyaddr = 20;
+  assert_int_equal(sr_entry_decode(1, 1, &o36, &e), SR_EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_entry_decode),
       cmocka_unit_test_setup_teardown(test_translate_4k_leaf, setup, teardown),
       cmocka_unit_test_setup_teardown(test_translate_2m_leaf, setup, teardown),
       cmocka_unit_test_setup_teardown(test_translate_1g_leaf, setup, teardown),

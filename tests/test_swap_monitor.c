@@ -762,9 +762,29 @@ static void test_monitor_property_matches_translate(void** state) {
   assert_int_equal(t->alloc.live_bytes, before);
 }
 
+/* The engine freed under a monitor ends it with one CLOSED event (no
+ * handle, after its watches are gone), and returns every byte. */
+static void test_monitor_closed_by_engine(void** state) {
+  mt_t* t = *state;
+
+  assert_int_equal(swapfx_map(t->fx, t->fx->cr3, SWAPFX_VA, 4096, SR_PAGE_4K,
+                              SR_PROT_W | SR_PROT_U, 1),
+                   0);
+  watch(t, SWAPFX_VA, 7, NULL);
+  assert_int_equal(swapfx_stats(t->fx).monitors, 1);
+  t->nev = 0;
+  swapfx_close_engine(t->fx);
+  assert_int_equal(t->nev, 1);
+  assert_int_equal(t->ev[0].kind, SR_MONITOR_CLOSED);
+  assert_int_equal(t->ev[0].handle.id, 0);
+  assert_int_equal(t->alloc.live_bytes, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_monitor_initial_state, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_monitor_closed_by_engine, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_monitor_page_out_then_in, setup,
                                       teardown),

@@ -11,6 +11,7 @@
 #include "swapread/kit.h"
 #include "swapread/swap.h"
 #include "swapread/monitor.h"
+#include "swapread/spacemon.h"
 #include "swapread/uv.h"
 
 #endif /* SWAPREAD_H */

@@ -70,6 +70,11 @@ SR_EXTERN void sr_image_close(sr_image_t* image);
  * (bytes before it are copied; *done, if given, says how many). */
 SR_EXTERN int sr_image_read(const sr_image_t* image, uint64_t gpa, void* buf,
                             size_t len, size_t* done);
+/* Sync, thread-safe. Compares guest-physical [gpa, gpa + len) with buf
+ * (one memcmp per mapped run): 0 equal, 1 at the first difference, or
+ * SR_EHOLE / SR_EBEYOND at the first byte not in the file, SR_EINVAL. */
+SR_EXTERN int sr_image_cmp(const sr_image_t* image, uint64_t gpa,
+                           const void* buf, size_t len);
 /* Sync, thread-safe. Loads the 8 bytes at each gpa[i] (little-endian, any
  * alignment) in one pass and writes to diff[] (ascending) every i whose
  * value differs from expect[i] or cannot be loaded (hole, beyond the file,

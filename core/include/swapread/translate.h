@@ -107,6 +107,28 @@ typedef struct sr_translation_s {
 SR_EXTERN int sr_translate(const sr_image_t* image, uint64_t cr3, uint64_t gva,
                            const sr_walk_opts_t* opts, sr_translation_t* out);
 
+/* What one paging-structure entry is, as a walk would take it. */
+typedef enum sr_entry_class_e {
+  SR_ENTRY_TABLE = 0,      /* present, points at the next table (addr) */
+  SR_ENTRY_LEAF = 1,       /* maps a page of `size` bytes at addr */
+  SR_ENTRY_NOTPRESENT = 2, /* not present (not followed as resident) */
+  SR_ENTRY_BAD = 3         /* reserved bits, PS in a PML4E/PML5E, ... */
+} sr_entry_class_t;
+
+typedef struct sr_entry_info_s {
+  sr_entry_class_t cls;
+  uint64_t addr;  /* TABLE: GPA of the table; LEAF: GPA of the page */
+  uint64_t size;  /* bytes one entry of `level` maps (4K, 2M, 1G, ...) */
+  uint32_t prot;  /* SR_PROT_* of this entry alone (not accumulated) */
+  bool resident;  /* reached through SR_WALK_RESIDENT */
+} sr_entry_info_t;
+
+/* Sync, pure. Decodes `entry` found at `level` (1..5) with the walk
+ * options (NULL: defaults) into *out. 0, or SR_EINVAL (bad level or
+ * options). */
+SR_EXTERN int sr_entry_decode(uint64_t entry, int level,
+                              const sr_walk_opts_t* opts,
+                              sr_entry_info_t* out);
 /* Sync, pure. Classifies a non-present entry of the given level as `os`
  * encodes it; a present entry yields SR_PTE_PRESENT. */
 SR_EXTERN sr_pte_kind_t sr_pte_classify(uint64_t entry, int level, sr_os_t os,

@@ -47,7 +47,9 @@ typedef struct sr_monitor_state_s {
 typedef enum sr_monitor_event_kind_e {
   SR_MONITOR_PAGE_IN = 1,  /* old unmapped, now mapped */
   SR_MONITOR_PAGE_OUT = 2, /* old mapped, now unmapped */
-  SR_MONITOR_REMAPPED = 3  /* both mapped: other GPA or page size */
+  SR_MONITOR_REMAPPED = 3, /* both mapped: other GPA or page size */
+  SR_MONITOR_CLOSED = 4    /* the engine freed the monitor (sr_swap_free,
+                              sr_uv_close): the last event, no handle */
 } sr_monitor_event_kind_t;
 
 typedef struct sr_monitor_event_s {
@@ -59,8 +61,8 @@ typedef struct sr_monitor_event_s {
   sr_monitor_state_t now; /* as the poll found it */
 } sr_monitor_event_t;
 
-/* Runs from sr_swap_poll only, never inside the call that started a
- * watch. Any engine or monitor function may be called from it except
+/* Runs from sr_swap_poll (CLOSED: from sr_swap_free), never inside the
+ * call that started a watch. Any engine or monitor function may be called from it except
  * sr_swap_poll (SR_EBUSY), sr_swap_free and sr_monitor_free. */
 typedef void (*sr_monitor_cb)(sr_monitor_t* mon, const sr_monitor_event_t* ev,
                               void* data);

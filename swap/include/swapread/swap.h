@@ -107,8 +107,9 @@ typedef void (*sr_swap_dtor)(void* data);
  * engine uses it). Errors: SR_EINVAL, SR_ENOMEM. */
 SR_EXTERN int sr_swap_new(sr_swap_t** out, sr_image_t* image,
                           const sr_swap_opts_t* opts);
-/* Sync. Ends every pending read with SR_ECANCELED (callbacks run), then
- * frees the engine. NULL is allowed. Not from inside a callback. */
+/* Sync. Ends every pending read with SR_ECANCELED and every monitor with
+ * a CLOSED event (callbacks run), then frees the engine. NULL is allowed.
+ * Not from inside a callback. */
 SR_EXTERN void sr_swap_free(sr_swap_t* swap);
 
 /* Starts a read at time now_ns. Returns 0: complete, buffer filled, no
@@ -159,7 +160,9 @@ typedef struct sr_swap_stats_s {
   uint64_t done_ok, done_partial, done_timedout, done_cancelled, done_gone,
       done_imagegone, done_failed;
   uint64_t monitor_watches; /* now: watched VAs of all monitors */
-  uint64_t monitor_events;  /* delivered */
+  uint64_t monitor_events;  /* delivered (VA and space monitors) */
+  uint64_t monitors;        /* now: VA monitors (sr_monitor_t) */
+  uint64_t spacemons;       /* now: space monitors (sr_spacemon_t) */
 } sr_swap_stats_t;
 
 /* Sync. Counters since sr_swap_new. */
