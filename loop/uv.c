@@ -2,13 +2,15 @@
  *
  * A handle owns one engine and embeds one uv_timer_t, like libuv's
  * fs-poll is a timer with a job. The timer runs only while something is
- * pending (reads in the engine, or SR_UV_ALWAYS_CALLBACK completions
- * waiting for delivery) and is stopped as soon as nothing is, so an idle
+ * pending (reads in the engine, SR_UV_ALWAYS_CALLBACK completions
+ * waiting for delivery, or monitors on the engine: uv_monitor.c) and is
+ * stopped as soon as nothing is, so an idle
  * handle never keeps uv_run alive. Each tick: deliver the completions
  * queued before it, check the address spaces (every restart_ticks_ ticks),
  * poll the engine at uv_now() (the engine's clock is uv_now * 1e6 ns
  * everywhere in loop/), then re-arm. The period is the minimum after
- * progress (a poll that completed a read or copied a chunk) and for
+ * progress (a poll that completed a read, copied a chunk or delivered a
+ * monitor event) and for
  * fast_ms_ after it; then it grows by half (at least 1 ms) per idle tick up
  * to the maximum. A new pending read restarts that growth from the minimum
  * (its first re-check comes soon) but is not progress: it does not open the
@@ -80,8 +82,17 @@ static uint64_t rng_next(uint64_t* s) {
   return x;
 }
 
+/* Whether the engine has monitors (VA or space) for the timer to poll. */
+static bool has_monitors(const sr_uv_t* h) {
+  sr_swap_stats_t st;
+
+  sr_swap_stats(h->swap, &st);
+  return st.monitors > 0 || st.spacemons > 0;
+}
+
 static bool has_work(const sr_uv_t* h) {
-  return h->reads_pending_ > 0 || !sr__uvq_empty(h->done_);
+  return h->reads_pending_ > 0 || !sr__uvq_empty(h->done_) ||
+         has_monitors(h);
 }
 
 /* The next period after a tick at `now` (progress: the tick made some).
@@ -173,12 +184,14 @@ static void on_timer(uv_timer_t* timer) {
     h->tick_ = 0;
     sr__uv_check_spaces(h);
   }
-  if (!(h->flags_ & SR__UV_CLOSING) && h->reads_pending_ > 0) {
+  if (!(h->flags_ & SR__UV_CLOSING) &&
+      (h->reads_pending_ > 0 || has_monitors(h))) {
     sr_swap_stats(h->swap, &before);
     rc = sr_swap_poll(h->swap, now * NS_PER_MS, &next_ns);
     assert(rc >= 0); /* SR_EBUSY only from inside an engine callback */
     sr_swap_stats(h->swap, &after);
-    progress = rc > 0 || after.chunks_copied != before.chunks_copied;
+    progress = rc > 0 || after.chunks_copied != before.chunks_copied ||
+               after.monitor_events != before.monitor_events;
     /* A poll cut short by the engine's budget has not looked at every
      * watched entry yet: restart the period from the minimum rather than
      * backing off (so a full pass takes budget-sized steps at a short

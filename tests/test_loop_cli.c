@@ -1001,6 +1001,62 @@ static void test_cli_watch_reports_out_and_in(void** state) {
   run_free(&r);
 }
 
+/* watch without a range: the address-space monitor over the whole space
+ * reports the leaf the kit swaps out (its kind and slot) and swaps back
+ * in (its frame); --count ends it. */
+static void test_cli_watch_whole_space(void** state) {
+  fixture_t* f = *state;
+  const char* argv[20];
+  char va_s[24], line[2048], want[96];
+  sr_pte_info_t info;
+  int out_fd, err_fd;
+  pid_t pid;
+  run_t r;
+  int n = 1;
+
+  hex(va_s, sizeof(va_s), PAGE(P_DATA1));
+  argv[n++] = "watch";
+  argv[n++] = f->raw;
+  argv[n++] = "--segments";
+  argv[n++] = SEGMENTS_ARG;
+  argv[n++] = "--cr3";
+  argv[n++] = f->cr3;
+  argv[n++] = "--interval";
+  argv[n++] = "10";
+  argv[n++] = "--count";
+  argv[n++] = "2";
+  argv[n++] = "--json";
+  argv[n] = NULL;
+  pid = spawn_cli(argv, &out_fd, &err_fd);
+
+  read_line(out_fd, line, sizeof(line));
+  assert_contains(line, "\"event\":\"start\"");
+  memset(&info, 0, sizeof(info));
+  info.kind = SR_PTE_LINUX_SWAP;
+  info.swap_type = 1;
+  info.swap_offset = 0x43;
+  assert_int_equal(
+      sr_kit_page_out(f->kit, f->cr3_value, PAGE(P_DATA1), 1, &info), 0);
+  read_line(out_fd, line, sizeof(line));
+  assert_contains(line, "\"event\":\"unmapped\"");
+  snprintf(want, sizeof(want), "\"va\":\"%s\",\"size\":4096", va_s);
+  assert_contains(line, want);
+  assert_contains(line, "\"kind\":\"linux-swap\",\"swap_type\":1,"
+                        "\"swap_offset\":67");
+  assert_int_equal(sr_kit_page_in(f->kit, f->cr3_value, PAGE(P_DATA1), 1), 0);
+  read_line(out_fd, line, sizeof(line));
+  assert_contains(line, "\"event\":\"mapped\"");
+  snprintf(want, sizeof(want), "\"gpa\":\"0x%" PRIx64 "\"",
+           kit_gpa(f, PAGE(P_DATA1)));
+  assert_contains(line, want);
+
+  finish_cli(&r, pid, out_fd, err_fd);
+  assert_int_equal(r.status, 0);
+  assert_string_equal(r.out, "");
+  assert_string_equal(r.err, "");
+  run_free(&r);
+}
+
 /* watch ends cleanly (exit 0) on SIGINT, and after --duration; the text
  * initial state names the swapped page's kind. */
 static void test_cli_watch_ends_on_sigint_and_duration(void** state) {
@@ -1093,6 +1149,9 @@ static void test_cli_wait_watch_demo_usage_exit_2(void** state) {
       {"watch", "IMG", "--cr3", "0x1000", "0x1000", "1", "--duration", "5",
        NULL},
       {"watch", "IMG", "--cr3", "0x1000", "0x1000", NULL}, /* no LEN */
+      {"watch", "IMG", "--cr3", "0x1000", "--va", "0x1000", NULL},
+      {"watch", "IMG", "--cr3", "0x1000", "0x1000", "1", "--swap", NULL},
+      {"watch", "IMG", "--cr3", "0x1000", "--va", "0", "--len", "0", NULL},
       {"demo", "--bogus", NULL},
       {"demo", "extra", NULL},
   };
@@ -1138,6 +1197,7 @@ int main(void) {
       T(test_cli_read_wait_timeout_names_missing),
       T(test_cli_read_wait_permanent_error_fails),
       T(test_cli_watch_reports_out_and_in),
+      T(test_cli_watch_whole_space),
       T(test_cli_watch_ends_on_sigint_and_duration),
       T(test_cli_demo_exits_0),
       T(test_cli_wait_watch_demo_usage_exit_2),

@@ -64,6 +64,12 @@ struct fixture_s {
   uint64_t t1_ticks, t1_elapsed, t1_period;
   uint64_t start_ms;
   int page_in_page; /* t1: page to page in */
+  /* monitors on the loop */
+  sr_spacemon_t* sm;
+  sr_monitor_t* mon;
+  int nev;
+  int ev_kind[8];
+  uint64_t ev_va[8];
 };
 
 static void on_read(sr_uv_read_t* req, int status) {
@@ -697,9 +703,108 @@ static void test_uv_invalid_args(void** state) {
   assert_int_equal(f->ncb, 1);
 }
 
+static void note_event(fixture_t* f, int kind, uint64_t va) {
+  if (f->nev < 8) {
+    f->ev_kind[f->nev] = kind;
+    f->ev_va[f->nev] = va;
+  }
+  f->nev++;
+}
+
+/* A space monitor's callback: closes the handle at the first change. */
+static void on_space_event(sr_spacemon_t* sm, const sr_spacemon_event_t* ev,
+                           void* data) {
+  fixture_t* f = data;
+  (void)sm;
+  note_event(f, (int)ev->kind, ev->va);
+  if (ev->kind != SR_SPACEMON_CLOSED && f->open) {
+    sr_uv_close(&f->h, on_close);
+    f->open = false;
+  }
+}
+
+static void on_t1_page_out(uv_timer_t* t) {
+  fixture_t* f = t->data;
+  page_out(f, f->page_in_page);
+}
+
+/* The handle's timer polls a space monitor made with sr_uv_spacemon_new
+ * (no read pending): a page swapped out 20 ms in is reported from the
+ * loop; closing the handle from the callback ends the monitor with
+ * CLOSED before the close callback, and uv_run returns by itself. */
+static void test_uv_spacemon_on_the_loop(void** state) {
+  fixture_t* f = *state;
+
+  assert_int_equal(make_handle(f, NULL), 0);
+  assert_int_equal(
+      sr_uv_spacemon_new(&f->h, &f->sm, f->cr3, NULL, on_space_event, f), 0);
+  assert_int_equal(f->nev, 0);
+  f->page_in_page = 2;
+  assert_int_equal(uv_timer_start(&f->t1, on_t1_page_out, 20, 0), 0);
+  assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(f->nclose, 1);
+  assert_int_equal(f->nev, 2);
+  assert_int_equal(f->ev_kind[0], SR_SPACEMON_UNMAPPED);
+  assert_int_equal(f->ev_va[0], GVA + 2 * PAGE);
+  assert_int_equal(f->ev_kind[1], SR_SPACEMON_CLOSED);
+}
+
+static void on_va_event(sr_monitor_t* mon, const sr_monitor_event_t* ev,
+                        void* data) {
+  fixture_t* f = data;
+  (void)mon;
+  note_event(f, (int)ev->kind, ev->va);
+}
+
+static void on_t2_free_monitor(uv_timer_t* t) {
+  fixture_t* f = t->data;
+  assert_int_equal(sr_monitor_free(f->mon), 0);
+  f->mon = NULL;
+}
+
+/* A VA monitor made with sr_uv_monitor_new keeps the timer running
+ * while it exists: its PAGE_OUT comes from the loop, and once it is freed
+ * (outside a callback) the timer stops and uv_run returns with the handle
+ * still open. A closing handle refuses new monitors. */
+static void test_uv_monitor_runs_while_it_exists(void** state) {
+  fixture_t* f = *state;
+  sr_monitor_t* m2 = (sr_monitor_t*)1;
+  sr_spacemon_t* s2 = (sr_spacemon_t*)1;
+
+  assert_int_equal(make_handle(f, NULL), 0);
+  assert_int_equal(sr_uv_monitor_new(&f->h, &f->mon, on_va_event, f), 0);
+  assert_int_equal(
+      sr_monitor_watch(f->mon, f->cr3, GVA + 5 * PAGE, 1, NULL, NULL), 0);
+  f->page_in_page = 5;
+  assert_int_equal(uv_timer_start(&f->t1, on_t1_page_out, 20, 0), 0);
+  assert_int_equal(uv_timer_start(&f->t2, on_t2_free_monitor, 300, 0), 0);
+  assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+  assert_null(f->mon);
+  assert_true(f->open);
+  assert_int_equal(f->nev, 1);
+  assert_int_equal(f->ev_kind[0], SR_MONITOR_PAGE_OUT);
+  assert_int_equal(f->ev_va[0], GVA + 5 * PAGE);
+
+  sr_uv_close(&f->h, on_close);
+  f->open = false;
+  assert_int_equal(sr_uv_monitor_new(&f->h, &m2, on_va_event, f), SR_EINVAL);
+  assert_null(m2);
+  assert_int_equal(
+      sr_uv_spacemon_new(&f->h, &s2, f->cr3, NULL, on_space_event, f),
+      SR_EINVAL);
+  assert_null(s2);
+  assert_int_equal(sr_uv_monitor_new(NULL, &m2, on_va_event, f), SR_EINVAL);
+  assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(f->nclose, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_uv_pending_completes_after_page_in,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_uv_spacemon_on_the_loop, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_uv_monitor_runs_while_it_exists,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_uv_idle_returns_at_once, setup,
                                       teardown),

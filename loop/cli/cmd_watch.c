@@ -22,6 +22,8 @@
 #include "describe.h"
 #include "json.h"
 #include "options.h"
+#include "swapread/spacemon.h"
+#include "watch_space.h"
 
 static const char* const cmd = "watch";
 
@@ -139,27 +141,13 @@ static bool same_run(const chunk_t* a, uint64_t a_len, const chunk_t* b) {
           b->entry_gpa == a->entry_gpa + 8);
 }
 
-/* "2026-11-22T04:25:10.123Z" (json) or "04:25:10.123" into buf. */
-static void timestamp(char* buf, size_t n, bool json) {
-  struct timespec ts;
-  struct tm tm;
-  char base[32];
-
-  clock_gettime(CLOCK_REALTIME, &ts);
-  gmtime_r(&ts.tv_sec, &tm);
-  strftime(base, sizeof(base), json ? "%Y-%m-%dT%H:%M:%S" : "%H:%M:%S", &tm);
-  snprintf(buf, n, "%s.%03ldZ", base, ts.tv_nsec / 1000000);
-  if (!json)
-    buf[strlen(buf) - 1] = '\0'; /* no Z in text: the header says UTC */
-}
-
 /* Prints one line: `event` for the run [lo, lo + len) in state ch. */
 static void print_line(watch_t* w, const char* event, uint64_t lo, uint64_t len,
                        const chunk_t* ch, const chunk_t* was) {
   uint64_t ms = (uv_hrtime() - w->t0_ns) / 1000000;
   char ts[48];
 
-  timestamp(ts, sizeof(ts), w->c->json);
+  cli_timestamp(ts, sizeof(ts), w->c->json);
   if (w->c->json) {
     cli_json_t j;
     cli_json_init(&j, stdout);
@@ -305,6 +293,45 @@ static int run_loop(watch_t* w, uint64_t interval_ms, uint64_t duration_ms) {
   return err;
 }
 
+/* The whole-space form: IMAGE only, optionally --va/--len as the range
+ * of the address-space monitor. */
+static int watch_space(cli_common_t* c, const char* pos[3], int npos,
+                       bool have_va, uint64_t va, bool have_len, uint64_t len,
+                       uint32_t bits, uint64_t interval_ms,
+                       uint64_t duration_ms, uint64_t count) {
+  cli_space_opts_t o;
+  sr_image_t* image = NULL;
+  int rc;
+
+  if (npos == 0)
+    return cli_usage_error(cmd, "missing IMAGE");
+  if (npos > 1)
+    return cli_usage_error(cmd, "VA LEN and --va/--len/--accessed/--swap "
+                                "exclude each other");
+  if ((rc = cli_common_check(c, true)) != 0)
+    return rc;
+  if (have_va != have_len)
+    return cli_usage_error(cmd, "--va and --len go together");
+  if (have_len && len == 0)
+    return cli_usage_error(cmd, "--len must not be 0");
+  if (have_len && len - 1 > UINT64_MAX - va)
+    return cli_usage_error(cmd, "--va + --len wraps around");
+  memset(&o, 0, sizeof(o));
+  if (have_va) {
+    o.lo = va;
+    o.hi = va + len; /* 0 when the range ends at the top */
+  }
+  o.bits = bits != 0 ? SR_SPACEMON_DEFAULT_BITS | bits : 0;
+  o.interval_ms = interval_ms;
+  o.duration_ms = duration_ms;
+  o.count = count;
+  if ((rc = cli_open_image(c, pos[0], &image)) != 0)
+    return rc;
+  rc = cli_watch_space(c, image, &o);
+  sr_image_close(image);
+  return rc;
+}
+
 int cli_cmd_watch(int argc, char** argv) {
   cli_common_t c;
   cli_args_t a = {argc, argv, 1, false};
@@ -313,7 +340,9 @@ int cli_cmd_watch(int argc, char** argv) {
   int npos = 0;
   uint64_t interval_ms = WATCH_DEFAULT_INTERVAL_MS;
   uint64_t duration_ms = 0;
-  bool have_count = false;
+  bool have_count = false, have_va = false, have_len = false;
+  uint64_t space_va = 0, space_len = 0;
+  uint32_t space_bits = 0;
   sr_image_t* image = NULL;
   size_t i;
   int rc;
@@ -350,13 +379,36 @@ int cli_cmd_watch(int argc, char** argv) {
       have_count = true;
       continue;
     }
+    if ((r = cli_opt(&a, cmd, "--va", &v)) != 0) {
+      if (r != 1 || (r = cli_number(cmd, "--va", v, &space_va)) != 0)
+        return r;
+      have_va = true;
+      continue;
+    }
+    if ((r = cli_opt(&a, cmd, "--len", &v)) != 0) {
+      if (r != 1 || (r = cli_number(cmd, "--len", v, &space_len)) != 0)
+        return r;
+      have_len = true;
+      continue;
+    }
+    if (strcmp(argv[a.i], "--accessed") == 0 && !a.only_pos) {
+      space_bits |= SR_SPACEMON_ACCESSED | SR_SPACEMON_DIRTY;
+      continue;
+    }
+    if (strcmp(argv[a.i], "--swap") == 0 && !a.only_pos) {
+      space_bits |= SR_SPACEMON_SWAP;
+      continue;
+    }
     if ((rc = cli_range_positional(&a, cmd, pos, &npos)) != 0)
       return rc;
   }
-  if ((rc = cli_range_check(&c, cmd, pos, npos, &w.va, &w.len)) != 0)
-    return rc;
   if (have_count && duration_ms != 0)
     return cli_usage_error(cmd, "--count and --duration exclude each other");
+  if (npos == 1 || have_va || have_len || space_bits != 0)
+    return watch_space(&c, pos, npos, have_va, space_va, have_len, space_len,
+                       space_bits, interval_ms, duration_ms, w.count);
+  if ((rc = cli_range_check(&c, cmd, pos, npos, &w.va, &w.len)) != 0)
+    return rc;
   if (((w.va + (w.len - 1)) >> 12) - (w.va >> 12) + 1 > WATCH_MAX_CHUNKS)
     return cli_usage_error(cmd, "range too large (at most %" PRIu64 " chunks)",
                            WATCH_MAX_CHUNKS);

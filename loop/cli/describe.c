@@ -7,7 +7,9 @@
 #include "describe.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "swapread/regions.h"
 
@@ -132,3 +134,18 @@ void cli_pte_json(cli_json_t* j, const sr_pte_info_t* info) {
   if (info->kind == SR_PTE_WIN_PROTOTYPE)
     cli_json_kv_hex(j, "proto_addr", info->proto_addr);
 }
+
+/* "2026-11-22T04:25:10.123Z" (json) or "04:25:10.123" into buf. */
+void cli_timestamp(char* buf, size_t n, bool json) {
+  struct timespec ts;
+  struct tm tm;
+  char base[32];
+
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  strftime(base, sizeof(base), json ? "%Y-%m-%dT%H:%M:%S" : "%H:%M:%S", &tm);
+  snprintf(buf, n, "%s.%03ldZ", base, ts.tv_nsec / 1000000);
+  if (!json)
+    buf[strlen(buf) - 1] = '\0'; /* no Z in text: the header says UTC */
+}
+

@@ -38,4 +38,8 @@ void cli_pte_text(FILE* out, const sr_pte_info_t* info);
  * the kind has none), frame (resident kinds), proto_addr (prototype). */
 void cli_pte_json(cli_json_t* j, const sr_pte_info_t* info);
 
+/* "2026-11-22T04:25:10.123Z" (json) or "04:25:10.123" (text: UTC, no Z),
+ * now, into buf. */
+void cli_timestamp(char* buf, size_t n, bool json);
+
 #endif /* SR_CLI_DESCRIBE_H */

@@ -1,8 +1,8 @@
 /* swapread — the libuv binding: swap-aware reads as requests on a loop.
  *
  * A poller handle (sr_uv_t) owns one swap engine over one image and embeds
- * a uv_timer_t that runs only while reads are pending: an idle handle never
- * keeps uv_run alive. Its period adapts: the minimum right after progress
+ * a uv_timer_t that runs only while reads are pending or monitors exist:
+ * an idle handle never keeps uv_run alive. Its period adapts: the minimum right after progress
  * (for fast_window_ms), then backing off (with jitter) up to the maximum,
  * and never later than the nearest deadline. Each tick it checks that the
  * address spaces with pending reads still exist (root table readable, not
@@ -15,6 +15,8 @@
 
 #include <uv.h>
 
+#include "swapread/monitor.h"
+#include "swapread/spacemon.h"
 #include "swapread/swap.h"
 
 #ifdef __cplusplus
@@ -153,6 +155,16 @@ SR_EXTERN int sr_uv_invalidate(sr_uv_t* handle, uint64_t epoch);
  * reads work again. Errors: SR_EINVAL, SR_EBUSY (reads still pending). */
 SR_EXTERN int sr_uv_set_image(sr_uv_t* handle, sr_image_t* image,
                               uint64_t epoch);
+
+/* Sync. sr_monitor_new / sr_spacemon_new on the handle's engine; the
+ * handle's timer then polls while any monitor exists (free it with
+ * sr_monitor_free / sr_spacemon_free; sr_uv_close ends it with a CLOSED
+ * event). Errors: as those, SR_EINVAL (closing), libuv errors. */
+SR_EXTERN int sr_uv_monitor_new(sr_uv_t* handle, sr_monitor_t** out,
+                                sr_monitor_cb cb, void* data);
+SR_EXTERN int sr_uv_spacemon_new(sr_uv_t* handle, sr_spacemon_t** out,
+                                 uint64_t cr3, const sr_spacemon_opts_t* opts,
+                                 sr_spacemon_cb cb, void* data);
 
 typedef struct sr_uv_stats_s {
   uint64_t ticks;          /* timer callbacks */
