@@ -92,7 +92,7 @@ SOAK_BIN := $(B)/soak/soak
 
 .PHONY: all lib cli check tests demo deps install uninstall clean format \
   fuzz fuzz-build \
-  lint help bench soak
+  lint help bench soak check-guest demo-guest guest-build guest-deps
 all: lib cli
 
 lib: $(STATIC_LIB) $(B)/libswapread.so
@@ -174,6 +174,40 @@ $(SOAK_BIN): $(B)/obj/tests/soak/soak.o $(STATIC_LIB)
 soak: deps
 	@$(MAKE) --no-print-directory $(SOAK_BIN)
 	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_READS=$(SOAK_READS) $(SOAK_BIN)
+
+# --- the real-guest tests (tests/guest/; docs/real-guest.md) --------------
+# A Debian kernel and an initramfs (busybox, virtio modules, guestprog)
+# cached under $(B)/guest/ (the kernel is fetched once, while
+# $(B)/guest/vmlinuz exists); QEMU under TCG; about a minute.
+GUEST := $(B)/guest
+GUEST_PROG := $(GUEST)/guestprog
+# Programs against the public API only, linked like an installed user's.
+GUEST_API_BIN := $(GUEST)/find_region $(GUEST)/restart_probe
+
+$(GUEST_PROG): tests/guest/guestprog.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -static -Wall -Wextra -o $@ $<
+
+$(GUEST)/initramfs.cpio.gz: $(GUEST_PROG) tests/guest/init \
+  tests/guest/build-guest.sh
+	bash tests/guest/build-guest.sh $(GUEST) $(GUEST_PROG)
+
+$(GUEST_API_BIN): $(GUEST)/%: $(B)/obj/tests/guest/%.o $(STATIC_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(STATIC_LIB) $(LIB_LIBS)
+
+guest-deps:
+	@[ -n "$(SR_NO_DEPS)" ] || sh .ci/deps.sh build-essential pkg-config \
+	  libcmocka-dev libuv1-dev qemu-system-x86 busybox-static python3
+
+guest-build: $(CLI) $(GUEST_API_BIN) $(GUEST)/initramfs.cpio.gz
+
+check-guest: guest-deps
+	@$(MAKE) --no-print-directory guest-build
+	@python3 tests/guest/check.py --cli $(CLI) --guest-dir $(GUEST)
+
+demo-guest: guest-deps
+	@$(MAKE) --no-print-directory guest-build
+	@python3 tests/guest/demo.py --cli $(CLI) --guest-dir $(GUEST)
 
 # --- install --------------------------------------------------------------
 LIBDIR := $(PREFIX)/lib
@@ -271,6 +305,9 @@ help:
 	@echo '  all        static + shared library and the swapread CLI (default)'
 	@echo '  check      build and run the cmocka suites (installs deps as root)'
 	@echo '  demo       run the CLI on a built-in holey image'
+	@echo '  check-guest  end-to-end tests against a Linux guest under QEMU'
+	@echo '             (TCG) that swaps; docs/real-guest.md'
+	@echo '  demo-guest a read that waits while a real guest swaps'
 	@echo '  bench      build and run the benchmarks in tests/bench/'
 	@echo '  soak       SOAK_READS reads in flight for SOAK_SECONDS while a'
 	@echo '             second process pages the image; checks and figures'
@@ -298,5 +335,6 @@ help:
   $(TEST_SRC:tests/%.c=$(B)/obj/tests/%.d) \
   $(EXAMPLE_SRC:docs/examples/%.c=$(B)/obj/docs/examples/%.d) \
   $(BENCH_SRC:%.c=$(B)/obj/%.d) $(BENCH_SUPPORT_OBJ:.o=.d) \
-  $(B)/obj/tests/soak/soak.d
+  $(B)/obj/tests/soak/soak.d $(B)/obj/tests/guest/find_region.d \
+  $(B)/obj/tests/guest/restart_probe.d
 -include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BIN:=.d)
