@@ -6,9 +6,12 @@
  * root table's kernel half (entries 256..511: of the PML4 for 4-level
  * paging, of the PML5 for 5-level) with sr_image_read. Each check (every
  * restart_check_ticks ticks) reads the root page again: unreadable (hole,
- * beyond the end of the file), all zero while the reference was not, or a
- * kernel half different from the reference means the address space is
- * gone; otherwise the probe, if set, decides (GONE: gone; ALIVE, UNKNOWN:
+ * beyond the end of the file), all zero while the reference was not, a
+ * user half (entries 0..255) all zero while the reference's was not (what
+ * a Linux process exit leaves: free_pgtables clears the user entries of
+ * the PGD and frees the page, kernel half intact — found on a real guest),
+ * or a kernel half different from the reference means the address space
+ * is gone; otherwise the probe, if set, decides (GONE: gone; ALIVE, UNKNOWN:
  * keep waiting). A gone space's reads end with SR_EGONE through
  * sr_swap_cancel_cr3, exactly once each (the engine guarantees it). The
  * record goes with its last read (its reference with it), unless a probe
@@ -71,13 +74,18 @@ static sr__uv_space_t* insert(sr_uv_t* h, uint64_t key) {
   return sp;
 }
 
-static bool page_nonzero(const uint64_t* page) {
+/* Whether entries [0, n) of page hold anything. */
+static bool entries_nonzero(const uint64_t* page, size_t n) {
   size_t i;
 
-  for (i = 0; i < SR__UV_PAGE / 8; i++)
+  for (i = 0; i < n; i++)
     if (page[i] != 0)
       return true;
   return false;
+}
+
+static bool page_nonzero(const uint64_t* page) {
+  return entries_nonzero(page, SR__UV_PAGE / 8);
 }
 
 /* Takes the reference copy of sp's root. */
@@ -87,6 +95,7 @@ static void take_reference(sr_uv_t* h, sr__uv_space_t* sp) {
   sp->ref_ok =
       sr_image_read(st->image, sp->cr3, st->page, SR__UV_PAGE, NULL) == 0;
   sp->ref_nonzero = sp->ref_ok && page_nonzero(st->page);
+  sp->ref_user = sp->ref_ok && entries_nonzero(st->page, SR__UV_HALF);
   if (sp->ref_ok)
     /* HALF_BYTES is the constant 2048: nothing to overflow. */
     // NOLINTNEXTLINE(bugprone-implicit-widening-of-multiplication-result)
@@ -124,6 +133,9 @@ static bool root_alive(sr_uv_t* h, const sr__uv_space_t* sp) {
     return false; /* hole, or beyond the end of a shrunk file */
   if (sp->ref_nonzero && !page_nonzero(st->page))
     return false; /* zeroed (freed and cleared) */
+  if (sp->ref_user && !entries_nonzero(st->page, SR__UV_HALF))
+    return false; /* user half emptied: a Linux exit frees the user
+                     tables and clears their entries, not the kernel half */
   /* HALF_BYTES is the constant 2048: nothing to overflow. */
   // NOLINTNEXTLINE(bugprone-implicit-widening-of-multiplication-result)
   return memcmp(sp->kernel, &st->page[SR__UV_HALF], HALF_BYTES) == 0;

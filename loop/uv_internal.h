@@ -59,6 +59,7 @@ typedef struct sr__uv_space_s {
   bool used;
   bool ref_ok;      /* the reference was read (root readable then) */
   bool ref_nonzero; /* the root had a non-zero entry then */
+  bool ref_user;    /* ... in its user half (entries 0..255) */
   uint64_t kernel[SR__UV_PAGE / 8 - SR__UV_HALF]; /* reference copy */
 } sr__uv_space_t;
 

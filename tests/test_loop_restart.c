@@ -238,6 +238,14 @@ static void change_zero_root(fixture_t* f) {
   assert_int_equal(sr_kit_write_phys(f->kit, f->cr3a, zero, PAGE), 0);
 }
 
+/* What a Linux exit leaves in a freed PGD: user entries cleared, the
+ * kernel half intact (seen on a real guest, tests/guest). */
+static void change_user_half_cleared(fixture_t* f) {
+  static const unsigned char zero[PAGE / 2];
+
+  assert_int_equal(sr_kit_write_phys(f->kit, f->cr3a, zero, sizeof(zero)), 0);
+}
+
 static void change_truncate(fixture_t* f) {
   assert_int_equal(sr_kit_truncate(f->kit, f->cr3a), 0);
 }
@@ -269,6 +277,10 @@ static void test_restart_kernel_half_changed(void** state) {
 
 static void test_restart_root_zeroed(void** state) {
   expect_gone(state, change_zero_root);
+}
+
+static void test_restart_user_half_cleared(void** state) {
+  expect_gone(state, change_user_half_cleared);
 }
 
 static void test_restart_root_beyond_eof(void** state) {
@@ -507,6 +519,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_restart_kernel_half_changed, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_restart_root_zeroed, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_restart_user_half_cleared, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_restart_root_beyond_eof, setup,
                                       teardown),

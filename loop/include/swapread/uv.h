@@ -6,7 +6,8 @@
  * (for fast_window_ms), then backing off (with jitter) up to the maximum,
  * and never later than the nearest deadline. Each tick it checks that the
  * address spaces with pending reads still exist (root table readable, not
- * zeroed, kernel half unchanged; and an optional caller probe). Requests
+ * zeroed, user half not emptied, kernel half unchanged; and an optional
+ * caller probe). Requests
  * (sr_uv_read_t) are owned by the caller, libuv style: `data` first, the
  * callback gets (req, status). Single-threaded: the loop's thread only.
  */
