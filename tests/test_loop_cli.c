@@ -1043,6 +1043,8 @@ static void test_cli_watch_whole_space(void** state) {
   assert_contains(line, want);
   assert_contains(line, "\"kind\":\"linux-swap\",\"swap_type\":1,"
                         "\"swap_offset\":67");
+  /* one "kind" per object: the old side is "present" without one */
+  assert_null(strstr(strstr(line, "\"kind\"") + 1, "\"kind\""));
   assert_int_equal(sr_kit_page_in(f->kit, f->cr3_value, PAGE(P_DATA1), 1), 0);
   read_line(out_fd, line, sizeof(line));
   assert_contains(line, "\"event\":\"mapped\"");

@@ -98,8 +98,7 @@ static void leaf_json(cli_json_t* j, const char* key,
     cli_json_kv_string(j, "prot", cli_prot_string(l->prot, prot));
   } else if (l->level > 0) {
     sr_pte_classify(l->entry, l->level, s->c->walk.os, &info);
-    cli_json_kv_string(j, "kind", sr_pte_kind_name(info.kind));
-    cli_pte_json(j, &info);
+    cli_pte_json(j, &info); /* kind and its fields */
   }
   cli_json_object_end(j);
 }

@@ -568,9 +568,78 @@ def sc_watch(ctx):
             "events" % (len(outs), len(ins), len(others)))
 
 
+def sc_watch_space(ctx):
+    """`swapread watch --cr3 X` with no range: the library's address-space
+    monitor over the whole space. Every page of a 32-page slice of the
+    buffer must get exactly one `unmapped` event (its swap entry = the
+    pagemap's) and one `mapped` event (its frame = the pagemap's);
+    events elsewhere in the space are counted, not checked."""
+    g = ctx.g
+    first, n = 2048, 32
+    pm0 = g.pagemap(first, n)
+    check(all(e[0] == "p" for e in pm0), "pages not present at the start")
+    argv = [ctx.cli, "watch", g.ram_path, "--cr3", hex(ctx.proc["cr3"]),
+            "--json", "--interval", "50ms", "--duration", "6s"]
+    ctx.log("$ " + " ".join(argv))
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        time.sleep(1.0)
+        pageout(ctx, first, n)
+        pm1 = g.pagemap(first, n)
+        time.sleep(1.0)
+        g.cmd("touch %d-%d" % (first, first + n - 1))
+        pm2 = g.pagemap(first, n)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    check(p.returncode == 0, "watch exit %d: %s" % (p.returncode, err[-300:]))
+    ev = [json.loads(x) for x in out.splitlines() if x.strip()]
+    check(ev and ev[0]["event"] == "start", "no start line")
+    outs, ins, others = {}, {}, 0
+    for e in ev[1:]:
+        va = int(e["va"], 16)
+        i = (va - BUF) // PAGE
+        if not (first <= i < first + n) or e.get("size") != PAGE:
+            others += 1
+            continue
+        if e["event"] == "unmapped":
+            check(i not in outs, "page %d: two unmapped events" % i)
+            outs[i] = e
+        elif e["event"] == "mapped":
+            check(i not in ins, "page %d: two mapped events" % i)
+            ins[i] = e
+        else:
+            others += 1
+    for i in range(first, first + n):
+        k = i - first
+        check(i in outs, "page %d: no unmapped event" % i)
+        o, w = outs[i], outs[i]["old"]
+        check(w["mapped"] and int(w["gpa"], 16) == pm0[k][1] * PAGE,
+              "page %d: unmapped from %s, pagemap pfn %#x" %
+              (i, w.get("gpa"), pm0[k][1]))
+        now = o["now"]
+        check(now["kind"] == "linux-swap" and
+              (now["swap_type"], now["swap_offset"]) == (pm1[k][1], pm1[k][2]),
+              "page %d: unmapped to %s type %s offset %s, pagemap %s" %
+              (i, now.get("kind"), now.get("swap_type"),
+               now.get("swap_offset"), pm1[k]))
+        check(i in ins, "page %d: no mapped event" % i)
+        check(pm2[k][0] == "p" and
+              int(ins[i]["now"]["gpa"], 16) == pm2[k][1] * PAGE,
+              "page %d: mapped at %s, pagemap %s" %
+              (i, ins[i]["now"]["gpa"], pm2[k]))
+    return ("whole space: %d unmapped + %d mapped events = pagemap "
+            "before/after; %d events elsewhere" % (len(outs), len(ins),
+                                                   others))
+
+
 SCENARIOS = [("translation", sc_translation), ("swap", sc_swap),
              ("partial", sc_partial), ("regions", sc_regions),
-             ("watch", sc_watch), ("restart", sc_restart)]
+             ("watch", sc_watch), ("watch-space", sc_watch_space),
+             ("restart", sc_restart)]
 
 
 def main():
