@@ -263,6 +263,7 @@ static side_t piece(const side_t* s, unsigned i, int level) {
   assert(s->kind != S_TABLE);
   if (p.kind == S_LEAF)
     p.gpa += (uint64_t)i << SHIFT(level);
+  p.node = NULL; /* a marker belongs to its own position, not the pieces */
   return p;
 }
 

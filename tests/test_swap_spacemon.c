@@ -491,6 +491,8 @@ static void test_spacemon_max_tables(void** state) {
   assert_int_equal(t->ev[0].size, SR_PAGE_2M);
   poll_now(t);
   assert_int_equal(t->nev, 0);
+  sr_spacemon_stats(t->sm, &s);
+  assert_int_equal(s.untracked, 1); /* retried each poll, still left out */
   /* A change under the tracked PT is still reported. */
   assert_int_equal(swapfx_out_none(t->fx, t->fx->cr3, SWAPFX_VA, 1), 0);
   poll_now(t);
@@ -575,6 +577,7 @@ static void test_spacemon_invalid_args(void** state) {
  * finds the leaves again once memory is back. */
 static void test_spacemon_oom_every_allocation(void** state) {
   st_t* t = *state;
+  sr_spacemon_stats_t s;
   size_t before;
   uint64_t k, va = SWAPFX_VA, pde;
   int rc, i;
@@ -621,6 +624,9 @@ static void test_spacemon_oom_every_allocation(void** state) {
     poll_now(t);
     assert_int_equal(count_kind(t, SR_SPACEMON_MAPPED), 4);
   }
+  sr_spacemon_stats(t->sm, &s);
+  assert_int_equal(s.untracked, 0); /* every retry that worked counted off */
+  assert_int_equal(s.tables, 6);
   assert_int_equal(sr_spacemon_free(t->sm), 0);
   t->sm = NULL;
   assert_int_equal(t->alloc.live_bytes, before);
