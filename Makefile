@@ -193,6 +193,7 @@ $(GUEST)/initramfs.cpio.gz: $(GUEST_PROG) tests/guest/init \
 	bash tests/guest/build-guest.sh $(GUEST) $(GUEST_PROG)
 
 $(GUEST_API_BIN): $(GUEST)/%: $(B)/obj/tests/guest/%.o $(STATIC_LIB)
+	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(STATIC_LIB) $(LIB_LIBS)
 
 guest-deps:
