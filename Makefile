@@ -92,7 +92,7 @@ SOAK_BIN := $(B)/soak/soak
 
 .PHONY: all lib cli check tests demo deps install uninstall clean format \
   fuzz fuzz-build \
-  lint help bench soak check-guest demo-guest guest-build guest-deps
+  lint help bench bench-insns soak check-guest demo-guest guest-build guest-deps
 all: lib cli
 
 lib: $(STATIC_LIB) $(B)/libswapread.so
@@ -153,6 +153,16 @@ check: deps
 	  SR_SOAK=$(CURDIR)/$(SOAK_BIN) \
 	  sh tests/run-tests.sh $(TEST_BIN) $(EXAMPLE_BIN) \
 	  tests/soak/valgrind-check.sh
+
+# Instructions per operation under callgrind (repeatable, load-proof).
+INSNS_BIN := $(B)/bench/insns
+$(INSNS_BIN): $(B)/obj/tests/bench/insns.o $(BENCH_SUPPORT_OBJ) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BENCH_SUPPORT_OBJ) $(STATIC_LIB) \
+	  $(LIB_LIBS)
+
+bench-insns: deps $(INSNS_BIN)
+	@sh tests/bench/insns.sh $(INSNS_BIN)
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BENCH_BIN)
@@ -310,6 +320,7 @@ help:
 	@echo '             (TCG) that swaps; docs/real-guest.md'
 	@echo '  demo-guest a read that waits while a real guest swaps'
 	@echo '  bench      build and run the benchmarks in tests/bench/'
+	@echo '  bench-insns instructions per read/poll under callgrind (repeatable)'
 	@echo '  soak       SOAK_READS reads in flight for SOAK_SECONDS while a'
 	@echo '             second process pages the image; checks and figures'
 	@echo '  fuzz       build the libFuzzer targets (clang) and run each for'
