@@ -11,7 +11,10 @@
  * entry writes (non-present garbage, present entries with flipped RW/US/NX,
  * reserved or out-of-file address bits, PS on a PML4E), cancels by handle,
  * CR3 and all, stale handles, and invalidations (cancel_all with
- * SR_EIMAGEGONE, then sr_swap_set_image with a new image of the same kit).
+ * SR_EIMAGEGONE, then sr_swap_set_image with a new image of the same kit),
+ * and an address-space monitor made and freed with fuzzed options (its
+ * events must be well formed and its bytes come back on free; the engine's
+ * free ends a monitor left with exactly one CLOSED event).
  * The model checks, trapping on any violation: every accepted pending read
  * ends exactly once (one callback, or none only if a callback cancelled it
  * while it was completing) and its dtor runs exactly once, after it; no
@@ -30,6 +33,7 @@
 #include <string.h>
 
 #include <swapread/kit.h>
+#include <swapread/spacemon.h>
 #include <swapread/swap.h>
 
 #include "fuzz_common.h"
@@ -694,8 +698,64 @@ static void op_cancel(fuzz_in_t* in) {
   }
 }
 
+/* The address-space monitor: at most one, made and freed by op 11. */
+static struct {
+  sr_spacemon_t* sm;
+  unsigned closed;
+} M;
+
+static void on_space(sr_spacemon_t* sm, const sr_spacemon_event_t* ev,
+                     void* data) {
+  (void)data;
+  FUZZ_CHECK(sm == M.sm);
+  FUZZ_CHECK(sr_spacemon_free(sm) == SR_EBUSY);
+  if (ev->kind == SR_SPACEMON_CLOSED) {
+    M.closed++;
+    return;
+  }
+  FUZZ_CHECK(ev->kind >= SR_SPACEMON_MAPPED &&
+             ev->kind <= SR_SPACEMON_UNTRACKED);
+  FUZZ_CHECK(ev->size >= SR_PAGE_4K && (ev->size & (ev->size - 1)) == 0);
+  FUZZ_CHECK((ev->va & (ev->size - 1)) == 0);
+  if (ev->kind == SR_SPACEMON_MAPPED)
+    FUZZ_CHECK(ev->now.mapped && !ev->old.mapped);
+  if (ev->kind == SR_SPACEMON_UNMAPPED)
+    FUZZ_CHECK(ev->old.mapped && !ev->now.mapped);
+  if (ev->kind == SR_SPACEMON_CHANGED)
+    FUZZ_CHECK(ev->bits != 0 && ev->old.mapped == ev->now.mapped);
+}
+
+static void op_spacemon(fuzz_in_t* in) {
+  sr_spacemon_opts_t o;
+  uint8_t b = fuzz_u8(in);
+  int rc;
+
+  if (M.sm != NULL) {
+    FUZZ_CHECK(sr_spacemon_free(M.sm) == 0);
+    M.sm = NULL;
+    return;
+  }
+  memset(&o, 0, sizeof(o));
+  o.budget = b & 3;
+  o.max_tables = (b >> 2) & 7;
+  o.bits = (b & 0x20) ? 0xff : 0;
+  if (b & 0x40) {
+    o.lo = VA0 + SR_PAGE_4K * (fuzz_u8(in) % NPAGE);
+    o.hi = o.lo + SR_PAGE_4K * (1 + fuzz_u8(in) % NPAGE);
+  }
+  rc = sr_spacemon_new(&M.sm, R.swap, W.cr3[(b >> 7) % NSPACE], &o, on_space,
+                       NULL);
+  FUZZ_CHECK(rc == 0 || rc == SR_EHOLE || rc == SR_EBEYOND);
+  FUZZ_CHECK((rc == 0) == (M.sm != NULL));
+}
+
 static void op_invalidate(void) {
   sr_image_t* img = NULL;
+
+  if (M.sm != NULL) { /* sr_swap_set_image refuses while one exists */
+    FUZZ_CHECK(sr_spacemon_free(M.sm) == 0);
+    M.sm = NULL;
+  }
 
   bulk_cancel(2, 0, SR_EIMAGEGONE);
   /* Callbacks may have started reads: end those too (SR_EBUSY else). */
@@ -719,6 +779,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     world_init();
   world_reset();
   memset(&R, 0, sizeof(R));
+  memset(&M, 0, sizeof(M));
   fuzz_in_init(&in, data, size);
   R.in = &in;
   cfg = fuzz_u8(&in);
@@ -788,7 +849,10 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           bulk_cancel(2, 0, SR_ECANCELED);
         break;
       default:
-        check_counts();
+        if (op & 0x80)
+          op_spacemon(&in);
+        else
+          check_counts();
         break;
     }
     FUZZ_CHECK(R.nctx == 0 && R.depth == 0);
@@ -801,7 +865,11 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     memset(c, 0, sizeof(*c));
     c->kind = 2;
     c->status = SR_ECANCELED;
-    sr_swap_free(R.swap);
+    {
+      bool had = M.sm != NULL;
+      sr_swap_free(R.swap);
+      FUZZ_CHECK(M.closed == (had ? 1u : 0u));
+    }
     R.nctx--;
   }
   for (i = 0; i < R.ntxn; i++) {
