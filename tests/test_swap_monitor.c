@@ -780,11 +780,56 @@ static void test_monitor_closed_by_engine(void** state) {
   assert_int_equal(t->alloc.live_bytes, 0);
 }
 
+/* Every allocation of sr_monitor_watch failed in turn: SR_ENOMEM, no
+ * watch, the engine back to the bytes it held; then it works. Every
+ * allocation of sr_monitor_new failed in turn on a second monitor. */
+static void test_monitor_oom_every_allocation(void** state) {
+  mt_t* t = *state;
+  sr_monitor_t* m2 = NULL;
+  sr_monitor_state_t st;
+  size_t before;
+  uint64_t k;
+  int rc;
+
+  assert_int_equal(swapfx_map(t->fx, t->fx->cr3, SWAPFX_VA, 4096, SR_PAGE_4K,
+                              SR_PROT_W | SR_PROT_U, 1),
+                   0);
+  before = t->alloc.live_bytes;
+  for (k = 1;; k++) {
+    swapfx_alloc_arm(&t->alloc, k);
+    rc = sr_monitor_watch(t->mon, t->fx->cr3, SWAPFX_VA, 1, NULL, &st);
+    swapfx_alloc_disarm(&t->alloc);
+    if (rc == 0)
+      break;
+    assert_int_equal(rc, SR_ENOMEM);
+    assert_int_equal(sr_monitor_count(t->mon), 0);
+    assert_int_equal(t->alloc.live_bytes, before);
+  }
+  assert_true(k > 2);
+  assert_int_equal(st.status, 0);
+  assert_int_equal(sr_monitor_count(t->mon), 1);
+  before = t->alloc.live_bytes;
+  for (k = 1;; k++) {
+    swapfx_alloc_arm(&t->alloc, k);
+    rc = sr_monitor_new(&m2, t->fx->swap, record, t);
+    swapfx_alloc_disarm(&t->alloc);
+    if (rc == 0)
+      break;
+    assert_int_equal(rc, SR_ENOMEM);
+    assert_null(m2);
+    assert_int_equal(t->alloc.live_bytes, before);
+  }
+  assert_int_equal(sr_monitor_free(m2), 0);
+  assert_int_equal(t->alloc.live_bytes, before);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_monitor_initial_state, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_monitor_closed_by_engine, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_monitor_oom_every_allocation, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_monitor_page_out_then_in, setup,
                                       teardown),
