@@ -51,9 +51,7 @@ struct sm_node_s {
 
 /* Child markers: a table entry whose table has no snapshot. NEW: not
  * reported yet (found by the silent first snapshot). */
-static struct {
-  uint64_t pad;
-} marks[2];
+static struct { uint64_t pad; } marks[2];
 #define UNTRACKED_NEW ((sm_node_t*)(void*)&marks[0])
 #define UNTRACKED ((sm_node_t*)(void*)&marks[1])
 
@@ -79,8 +77,8 @@ struct sr_spacemon_s {
   uint64_t cr3, root;
   uint64_t lo, end; /* linear [lo, end) */
   uint32_t bits, budget, max_tables;
-  int top;         /* 4 or 5 */
-  unsigned vbits;  /* 48 or 57 */
+  int top;          /* 4 or 5 */
+  unsigned vbits;   /* 48 or 57 */
   sm_node_t* rootn; /* NULL: root unreadable at the last look */
   uint64_t cur_lin; /* the cursor: preorder position of the next table */
   int cur_level;
@@ -105,7 +103,7 @@ typedef struct side_s {
 /* One poll (or the first snapshot) of one monitor. */
 typedef struct sm_ctx_s {
   sr_spacemon_t* sm;
-  bool silent;  /* first snapshot: no events */
+  bool silent; /* first snapshot: no events */
   uint64_t budget, used;
   bool did_new; /* compared a table at or after the cursor */
   bool stopped; /* budget spent: res_* is the next cursor */
@@ -130,7 +128,9 @@ static void hash_put(sm_hash_t* h, uint64_t gpa, uint64_t pos) {
   h->n++;
 }
 
-static size_t hash_bytes(uint32_t cap) { return (size_t)cap * sizeof(sm_slot_t); }
+static size_t hash_bytes(uint32_t cap) {
+  return (size_t)cap * sizeof(sm_slot_t);
+}
 
 /* Room for one more: 0 or SR_ENOMEM (nothing changed). Load <= 1/2. */
 static int hash_reserve(sr_spacemon_t* sm, sm_hash_t* h) {
@@ -163,8 +163,7 @@ static void hash_del(sm_hash_t* h, uint64_t gpa, uint64_t pos) {
   uint32_t i, j, k;
 
   assert(h->slot != NULL);
-  for (i = hash_home(h, gpa);
-       !(h->slot[i].gpa == gpa && h->slot[i].pos == pos);
+  for (i = hash_home(h, gpa); !(h->slot[i].gpa == gpa && h->slot[i].pos == pos);
        i = (i + 1) & h->mask)
     assert(h->slot[i].pos != 0);
   for (j = i;;) {
@@ -457,8 +456,7 @@ static void entry_range(const sr_spacemon_t* sm, uint64_t lin, int level,
   uint64_t last = lin + (((uint64_t)ENTRIES << s) - 1);
 
   *lo = sm->lo > lin ? (unsigned)((sm->lo - lin) >> s) : 0;
-  *hi = sm->end - 1 < last ? (unsigned)((sm->end - 1 - lin) >> s)
-                           : ENTRIES - 1;
+  *hi = sm->end - 1 < last ? (unsigned)((sm->end - 1 - lin) >> s) : ENTRIES - 1;
 }
 
 static sm_node_t* diff_pos(sm_ctx_t* c, uint64_t lin, int level,
@@ -509,9 +507,8 @@ static void descend(sm_ctx_t* c, sm_node_t* n) {
   entry_range(c->sm, n->lin, n->level, &lo, &hi);
   for (i = lo; i <= hi; i++)
     if (n->child[i] != NULL)
-      n->child[i] =
-          descend_one(c, n->lin + ((uint64_t)i << SHIFT(n->level)), n->level,
-                      n->snap[i], n->prot, n->child[i]);
+      n->child[i] = descend_one(c, n->lin + ((uint64_t)i << SHIFT(n->level)),
+                                n->level, n->snap[i], n->prot, n->child[i]);
 }
 
 /* A table at gpa now at position (lin, level) that the tree holds, or
@@ -527,8 +524,8 @@ static void check_reused(sm_ctx_t* c, uint64_t lin, int level, uint64_t gpa) {
 }
 
 /* The node for a table the tree could not snapshot. */
-static sm_node_t* untracked(sm_ctx_t* c, uint64_t lin, int level,
-                            uint64_t gpa, const side_t* os) {
+static sm_node_t* untracked(sm_ctx_t* c, uint64_t lin, int level, uint64_t gpa,
+                            const side_t* os) {
   c->sm->st.untracked++;
   if (c->silent)
     return UNTRACKED_NEW;
@@ -585,8 +582,8 @@ static sm_node_t* diff_pos(sm_ctx_t* c, uint64_t lin, int level,
         return untracked(c, lin, level, now.gpa, os);
     }
   }
-  same_table = on != NULL && nt != NULL && on->gpa == now.gpa &&
-               on->prot == now.prot;
+  same_table =
+      on != NULL && nt != NULL && on->gpa == now.gpa && on->prot == now.prot;
   entry_range(sm, lin, level, &lo, &hi);
   for (i = lo; i <= hi; i++) {
     li = lin + ((uint64_t)i << SHIFT(level));
@@ -687,8 +684,7 @@ int sr__spacemon_poll_all(sr_swap_t* swap) {
 /* ---- the API ---- */
 
 /* lin of canonical x (hi: may also be the end of the lower half). */
-static int to_lin(const sr_spacemon_t* sm, uint64_t x, bool hi,
-                  uint64_t* lin) {
+static int to_lin(const sr_spacemon_t* sm, uint64_t x, bool hi, uint64_t* lin) {
   sr_paging_t paging = sm->top == 5 ? SR_PAGING_5LEVEL : SR_PAGING_4LEVEL;
 
   if (hi && x == UINT64_C(1) << (sm->vbits - 1)) {

@@ -80,9 +80,8 @@ static int teardown(void** state) {
 }
 
 static void start(st_t* t, const sr_spacemon_opts_t* opts) {
-  assert_int_equal(sr_spacemon_new(&t->sm, t->fx->swap, t->fx->cr3, opts,
-                                   record, t),
-                   0);
+  assert_int_equal(
+      sr_spacemon_new(&t->sm, t->fx->swap, t->fx->cr3, opts, record, t), 0);
   assert_non_null(t->sm);
 }
 
@@ -411,10 +410,10 @@ static void test_spacemon_budget_resumes(void** state) {
   o.budget = 2;
   start(t, &o);
   for (i = 0; i < 16; i++)
-    assert_int_equal(swapfx_out_swap(t->fx, t->fx->cr3,
-                                     va + (uint64_t)i * SR_PAGE_2M + 4096, 1,
-                                     100 + i),
-                     0);
+    assert_int_equal(
+        swapfx_out_swap(t->fx, t->fx->cr3, va + (uint64_t)i * SR_PAGE_2M + 4096,
+                        1, 100 + i),
+        0);
   for (polls = 0; polls < 40 && total < 16; polls++) {
     sr_spacemon_stats(t->sm, &s0);
     poll_now(t);
@@ -554,8 +553,8 @@ static void test_spacemon_invalid_args(void** state) {
   assert_int_equal(
       sr_spacemon_new(&sm, swap, UINT64_C(1) << 40, NULL, record, t),
       sr_image_locate(t->fx->image, UINT64_C(1) << 40, &(sr_locate_t){0}));
-  assert_true(sr_image_locate(t->fx->image, UINT64_C(1) << 40,
-                              &(sr_locate_t){0}) < 0);
+  assert_true(
+      sr_image_locate(t->fx->image, UINT64_C(1) << 40, &(sr_locate_t){0}) < 0);
   assert_null(sm);
   assert_int_equal(t->alloc.live_bytes, before);
   assert_int_equal(sr_spacemon_free(NULL), 0);
@@ -613,14 +612,13 @@ static void test_spacemon_oom_every_allocation(void** state) {
       assert_int_equal(count_kind(t, SR_SPACEMON_MAPPED), 4);
     }
     for (i = 0; i < 4; i++)
-      assert_int_equal(swapfx_out_none(t->fx, t->fx->cr3,
-                                       va + (uint64_t)i * 4096, 1),
-                       0);
+      assert_int_equal(
+          swapfx_out_none(t->fx, t->fx->cr3, va + (uint64_t)i * 4096, 1), 0);
     poll_now(t);
     assert_int_equal(count_kind(t, SR_SPACEMON_UNMAPPED), 4);
     for (i = 0; i < 4; i++)
-      assert_int_equal(
-          swapfx_in(t->fx, t->fx->cr3, va + (uint64_t)i * 4096, 1), 0);
+      assert_int_equal(swapfx_in(t->fx, t->fx->cr3, va + (uint64_t)i * 4096, 1),
+                       0);
     poll_now(t);
     assert_int_equal(count_kind(t, SR_SPACEMON_MAPPED), 4);
   }
@@ -720,7 +718,8 @@ static void test_spacemon_property_events_match_translations(void** state) {
   map(t, SWAPFX_VA, 2 * SR_PAGE_2M, SR_PAGE_4K);
   map(t, SWAPFX_VA + 2 * SR_PAGE_2M, 2 * SR_PAGE_2M, SR_PAGE_2M);
   memset(&o, 0, sizeof(o));
-  o.budget = (swapfx_rand(&rng) & 1) ? 0 : 1 + (uint32_t)(swapfx_rand(&rng) % 3);
+  o.budget =
+      (swapfx_rand(&rng) & 1) ? 0 : 1 + (uint32_t)(swapfx_rand(&rng) % 3);
   start(t, &o);
   snapshot(t, before);
   for (round = 0; round < 60; round++) {

@@ -11,9 +11,9 @@
  * missing ones; when it reaches zero, one sr_read_virt reads the region,
  * (the guest runs: had a page gone out again since the last poll, the read
  * would stop there, SR_ENOTPRESENT, and the consumer would wait for the
- * next event; here the script leaves no such window). The holey-image kit plays the guest:
- * it builds the region with four pages swapped out, then, as a fake clock
- * advances, pages them in one by one, pages one of them out again, and
+ * next event; here the script leaves no such window). The holey-image kit plays
+ * the guest: it builds the region with four pages swapped out, then, as a fake
+ * clock advances, pages them in one by one, pages one of them out again, and
  * finally in. The program checks the count after every poll and the bytes
  * it finally read, and exits non-zero on any difference.
  */
@@ -77,8 +77,8 @@ int main(void) {
     unsigned page;
     int dir;
     unsigned want_missing;
-  } script[] = {{3, +1, 3}, {9, +1, 2}, {12, +1, 1}, {9, -1, 2},
-                {14, +1, 1}, {9, +1, 0}};
+  } script[] = {{3, +1, 3}, {9, +1, 2},  {12, +1, 1},
+                {9, -1, 2}, {14, +1, 1}, {9, +1, 0}};
   static const unsigned out0[] = {3, 9, 12, 14};
   sr_kit_opts_t ko;
   sr_kit_t* kit;
@@ -108,8 +108,7 @@ int main(void) {
   check(sr_swap_new(&swap, image, NULL), "engine");
   check(sr_monitor_new(&mon, swap, on_event, &c), "monitor");
   for (i = 0; i < NPAGES; i++) {
-    check(sr_monitor_watch(mon, cr3, REGION + i * PAGE, i, NULL, &st),
-          "watch");
+    check(sr_monitor_watch(mon, cr3, REGION + i * PAGE, i, NULL, &st), "watch");
     if (st.status != 0)
       c.missing++;
   }

@@ -41,16 +41,22 @@ typedef struct space_s {
 
 static const char* event_name(sr_spacemon_event_kind_t k) {
   switch (k) {
-    case SR_SPACEMON_MAPPED: return "mapped";
-    case SR_SPACEMON_UNMAPPED: return "unmapped";
-    case SR_SPACEMON_CHANGED: return "changed";
-    case SR_SPACEMON_REUSED: return "reused";
-    case SR_SPACEMON_UNTRACKED: return "untracked";
-    default: return "closed";
+    case SR_SPACEMON_MAPPED:
+      return "mapped";
+    case SR_SPACEMON_UNMAPPED:
+      return "unmapped";
+    case SR_SPACEMON_CHANGED:
+      return "changed";
+    case SR_SPACEMON_REUSED:
+      return "reused";
+    case SR_SPACEMON_UNTRACKED:
+      return "untracked";
+    default:
+      return "closed";
   }
 }
 
-static const char* const bit_names[] = {"present", "writable", "user", "nx",
+static const char* const bit_names[] = {"present", "writable", "user",  "nx",
                                         "frame",   "accessed", "dirty", "swap"};
 
 static void bits_text(uint32_t bits, char* buf, size_t n) {
@@ -177,7 +183,9 @@ static void stop(space_t* s) {
   uv_close((uv_handle_t*)&s->sigterm, NULL);
 }
 
-static void on_duration(uv_timer_t* t) { stop(t->data); }
+static void on_duration(uv_timer_t* t) {
+  stop(t->data);
+}
 
 static void on_signal(uv_signal_t* sig, int signum) {
   (void)signum;
@@ -233,8 +241,8 @@ int cli_watch_space(const cli_common_t* c, sr_image_t* image,
              "\",\"tables\":%" PRIu64 ",\"bytes\":%" PRIu64 "}\n",
              c->cr3, st.tables, st.bytes);
     else
-      printf("# watching the address space of cr3 0x%" PRIx64
-             " every %" PRIu64 " ms: %" PRIu64 " page tables, %" PRIu64
+      printf("# watching the address space of cr3 0x%" PRIx64 " every %" PRIu64
+             " ms: %" PRIu64 " page tables, %" PRIu64
              " KiB of snapshots; times UTC\n",
              c->cr3, o->interval_ms, st.tables, st.bytes / 1024);
     fflush(stdout);

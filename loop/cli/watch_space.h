@@ -7,11 +7,11 @@
 #include "options.h"
 
 typedef struct cli_space_opts_s {
-  uint64_t lo, hi;       /* spacemon range; both 0: all */
-  uint32_t bits;         /* SR_SPACEMON_*; 0: default */
-  uint64_t interval_ms;  /* poll period */
-  uint64_t duration_ms;  /* 0: until a signal or count */
-  uint64_t count;        /* events; 0: no limit */
+  uint64_t lo, hi;      /* spacemon range; both 0: all */
+  uint32_t bits;        /* SR_SPACEMON_*; 0: default */
+  uint64_t interval_ms; /* poll period */
+  uint64_t duration_ms; /* 0: until a signal or count */
+  uint64_t count;       /* events; 0: no limit */
 } cli_space_opts_t;
 
 /* Runs the watch on `image` (borrowed) for c->cr3 until it ends. Returns

@@ -80,8 +80,8 @@ static void world_init(world_t* w) {
   BENCH_CHECK(sr_kit_get_entry(w->kit, w->cr3, VA, 3, &e) == 0);
   w->tab[2] = e & ADDR;
   for (i = 0; i < NPT; i++) {
-    BENCH_CHECK(
-        sr_kit_get_entry(w->kit, w->cr3, VA + i * SR_PAGE_2M, 2, &e) == 0);
+    BENCH_CHECK(sr_kit_get_entry(w->kit, w->cr3, VA + i * SR_PAGE_2M, 2, &e) ==
+                0);
     w->tab[3 + i] = e & ADDR;
   }
   BENCH_CHECK(sr_kit_open_image(w->kit, &w->image) == 0);
@@ -135,8 +135,7 @@ int main(void) {
   BENCH_CHECK(w != NULL);
   world_init(w);
   t0 = bench_now_ns();
-  BENCH_CHECK(sr_spacemon_new(&w->sm, w->swap, w->cr3, NULL, on_event, w) ==
-              0);
+  BENCH_CHECK(sr_spacemon_new(&w->sm, w->swap, w->cr3, NULL, on_event, w) == 0);
   bench_note("first snapshot of %u tables: %.2f ms", (unsigned)NTAB,
              (double)(bench_now_ns() - t0) / 1e6);
   verify(w);

@@ -185,16 +185,16 @@ int main(void) {
   as.swap_type = 1;
   for (i = 0; i < 1024; i++) {
     as.swap_offset = 1 + i;
-    BENCH_CHECK(sr_kit_page_out(c->kit, c->cr3, VA + (uint64_t)i * 4096, 1,
-                                &as) == 0);
+    BENCH_CHECK(
+        sr_kit_page_out(c->kit, c->cr3, VA + (uint64_t)i * 4096, 1, &as) == 0);
     memset(&req, 0, sizeof(req));
     req.cr3 = c->cr3;
     req.gva = VA + (uint64_t)i * 4096;
     req.buf = c->big + (size_t)i * 4096;
     req.len = 4096;
     req.timeout_ns = SR_TIMEOUT_NONE;
-    BENCH_CHECK(sr_swap_read(pswap, &req, 0, on_done, NULL, NULL, NULL,
-                             NULL) == SR_PENDING);
+    BENCH_CHECK(sr_swap_read(pswap, &req, 0, on_done, NULL, NULL, NULL, NULL) ==
+                SR_PENDING);
   }
   {
     sr_swap_stats_t st;

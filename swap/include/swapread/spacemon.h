@@ -36,7 +36,7 @@ enum {
   SR_SPACEMON_DIRTY = 1u << 6,    /* the leaf's D bit */
   SR_SPACEMON_SWAP = 1u << 7      /* an unmapped entry's value (swap slot) */
 };
-#define SR_SPACEMON_DEFAULT_BITS                                     \
+#define SR_SPACEMON_DEFAULT_BITS                                   \
   (SR_SPACEMON_PRESENT | SR_SPACEMON_WRITABLE | SR_SPACEMON_USER | \
    SR_SPACEMON_NX | SR_SPACEMON_FRAME)
 #define SR_SPACEMON_DEFAULT_MAX_TABLES 16384u
@@ -49,13 +49,13 @@ typedef struct sr_spacemon_opts_s {
 } sr_spacemon_opts_t;
 
 typedef enum sr_spacemon_event_kind_e {
-  SR_SPACEMON_MAPPED = 1,   /* was unmapped, now mapped */
-  SR_SPACEMON_UNMAPPED = 2, /* was mapped, now not */
-  SR_SPACEMON_CHANGED = 3,  /* monitored bits other than present changed */
-  SR_SPACEMON_REUSED = 4,   /* a changed entry now points at a table that
-                               the snapshot had elsewhere: the events under
-                               it compare with what was at this place, and
-                               what happened in between is unknown */
+  SR_SPACEMON_MAPPED = 1,    /* was unmapped, now mapped */
+  SR_SPACEMON_UNMAPPED = 2,  /* was mapped, now not */
+  SR_SPACEMON_CHANGED = 3,   /* monitored bits other than present changed */
+  SR_SPACEMON_REUSED = 4,    /* a changed entry now points at a table that
+                                the snapshot had elsewhere: the events under
+                                it compare with what was at this place, and
+                                what happened in between is unknown */
   SR_SPACEMON_UNTRACKED = 5, /* [va, va + size) has no snapshot (max_tables
                                 or out of memory): its changes are not
                                 reported until one can be taken */
@@ -77,15 +77,15 @@ typedef struct sr_spacemon_leaf_s {
 
 typedef struct sr_spacemon_event_s {
   sr_spacemon_event_kind_t kind;
-  uint64_t cr3;            /* as given to sr_spacemon_new */
-  uint64_t va, size;       /* the leaf (the finer of the two sides) */
-  uint32_t bits;           /* SR_SPACEMON_* that differ (monitored ones) */
-  sr_spacemon_leaf_t old;  /* MAPPED / UNMAPPED / CHANGED */
-  sr_spacemon_leaf_t now;  /* MAPPED / UNMAPPED / CHANGED */
-  uint64_t table_gpa;      /* REUSED / UNTRACKED: the table concerned */
-  int table_level;         /* REUSED: level of its entries here */
-  int was_level;           /* REUSED: ... and in the snapshot */
-  uint64_t was_va;         /* REUSED: the VA it mapped in the snapshot */
+  uint64_t cr3;           /* as given to sr_spacemon_new */
+  uint64_t va, size;      /* the leaf (the finer of the two sides) */
+  uint32_t bits;          /* SR_SPACEMON_* that differ (monitored ones) */
+  sr_spacemon_leaf_t old; /* MAPPED / UNMAPPED / CHANGED */
+  sr_spacemon_leaf_t now; /* MAPPED / UNMAPPED / CHANGED */
+  uint64_t table_gpa;     /* REUSED / UNTRACKED: the table concerned */
+  int table_level;        /* REUSED: level of its entries here */
+  int was_level;          /* REUSED: ... and in the snapshot */
+  uint64_t was_va;        /* REUSED: the VA it mapped in the snapshot */
 } sr_spacemon_event_t;
 
 /* Runs from sr_swap_poll (and CLOSED from sr_swap_free), never inside
