@@ -77,8 +77,8 @@ static const command_t commands[] = {
      "  --elf      write an ELF core (the default and only format: the\n"
      "             other commands find its layout with --layout auto)\n"
      "  --json     print the description as JSON\n"},
-    {"watch", cli_cmd_watch, "show the chunks of a range as they come and go",
-     "usage: swapread watch IMAGE --cr3 X [options] VA LEN\n"
+    {"watch", cli_cmd_watch, "show translations as they come and go",
+     "usage: swapread watch IMAGE --cr3 X [options] [VA LEN]\n"
      "       [--interval T] [--count N | --duration T]\n"
      "Walks each 4 KiB chunk of [VA, VA+LEN), prints the initial state,\n"
      "then polls and prints a line per change: in (became present), out\n"
@@ -88,6 +88,11 @@ static const command_t commands[] = {
      "  --count N      end after N events\n"
      "  --duration T   end after T (e.g. 10s); default: until Ctrl-C\n"
      "  --json         one JSON object per line\n"
+     "Without VA LEN (optionally --va A --len N): every leaf of the\n"
+     "address space, through the address-space monitor: mapped, unmapped,\n"
+     "changed [bits], reused, untracked; the initial state is not printed.\n"
+     "  --accessed     also report accessed/dirty bits (whole-space form)\n"
+     "  --swap         also report swap-slot changes (whole-space form)\n"
      "Exit 0 when it ended by count, duration or signal.\n\n" COMMON_HELP},
     {"demo", cli_cmd_demo, "a read that waits while a child pages data in",
      "usage: swapread demo [--keep DIR]\n"
