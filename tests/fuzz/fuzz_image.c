@@ -136,9 +136,13 @@ static void pick_read(fuzz_in_t* p, const sr_segment_t* seg, size_t nseg,
   const sr_segment_t* s = nseg > 0 ? &seg[fuzz_u8(p) % nseg] : NULL;
 
   switch (mode % 5) {
-    case 0:
-      *gpa = s != NULL ? s->gpa + fuzz_u32(p) % (s->len + 64) : fuzz_u16(p);
+    case 0: {
+      /* s->len + 64 wraps to 0 for a segment of nearly 2^64 bytes. */
+      uint64_t span = s != NULL ? s->len + 64 : 0;
+      uint32_t off = fuzz_u32(p);
+      *gpa = s != NULL ? s->gpa + (span != 0 ? off % span : off) : fuzz_u16(p);
       break;
+    }
     case 1: /* around the end of a segment */
       *gpa = s != NULL ? s->gpa + s->len - (fuzz_u16(p) % 4100) : 0;
       break;
