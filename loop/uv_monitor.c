@@ -13,9 +13,15 @@
  */
 #include "uv_internal.h"
 
-/* Checks the handle and starts its timer after a monitor was made. */
-static int kick(sr_uv_t* h) {
-  return sr__uv_kick_pending(h, h->min_ms_);
+/* Whether new monitors can be made on the handle. */
+static bool usable(const sr_uv_t* h) {
+  return h != NULL && h->swap != NULL && !(h->flags_ & SR__UV_CLOSING);
+}
+
+/* After a monitor was made (rc 0): starts the timer so the first poll
+ * comes soon. Returns 0 or the libuv error (the caller frees it). */
+static int kick(sr_uv_t* h, int rc) {
+  return rc != 0 ? rc : sr__uv_kick_pending(h, h->min_ms_);
 }
 
 int sr_uv_monitor_new(sr_uv_t* handle, sr_monitor_t** out, sr_monitor_cb cb,
@@ -24,14 +30,10 @@ int sr_uv_monitor_new(sr_uv_t* handle, sr_monitor_t** out, sr_monitor_cb cb,
 
   if (out != NULL)
     *out = NULL;
-  if (handle == NULL || out == NULL || handle->swap == NULL ||
-      (handle->flags_ & SR__UV_CLOSING))
+  if (out == NULL || !usable(handle))
     return SR_EINVAL;
   rc = sr_monitor_new(out, handle->swap, cb, data);
-  if (rc != 0)
-    return rc;
-  rc = kick(handle);
-  if (rc != 0) {
+  if ((rc = kick(handle, rc)) != 0 && *out != NULL) {
     (void)sr_monitor_free(*out);
     *out = NULL;
     sr__uv_settle(handle);
@@ -46,14 +48,10 @@ int sr_uv_spacemon_new(sr_uv_t* handle, sr_spacemon_t** out, uint64_t cr3,
 
   if (out != NULL)
     *out = NULL;
-  if (handle == NULL || out == NULL || handle->swap == NULL ||
-      (handle->flags_ & SR__UV_CLOSING))
+  if (out == NULL || !usable(handle))
     return SR_EINVAL;
   rc = sr_spacemon_new(out, handle->swap, cr3, opts, cb, data);
-  if (rc != 0)
-    return rc;
-  rc = kick(handle);
-  if (rc != 0) {
+  if ((rc = kick(handle, rc)) != 0 && *out != NULL) {
     (void)sr_spacemon_free(*out);
     *out = NULL;
     sr__uv_settle(handle);
