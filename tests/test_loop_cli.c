@@ -895,6 +895,40 @@ static void test_cli_read_wait_timeout_names_missing(void** state) {
   run_free(&r);
 }
 
+/* --alive VA=VALUE: while the 8 bytes at VA hold VALUE the waiting read
+ * keeps waiting (here to its 300 ms timeout); another value ends it with
+ * EGONE long before its 5 s timeout. */
+static void test_cli_read_wait_alive_canary(void** state) {
+  fixture_t* f = *state;
+  char va_s[24], len_s[24], alive[96];
+  uint64_t canary = 0;
+  run_t r;
+  int k;
+
+  for (k = 0; k < 8; k++)
+    canary |= (uint64_t)sr_kit_pattern(SEED, PAGE(P_DATA0) + (uint64_t)k)
+              << (8 * k);
+  hex(va_s, sizeof(va_s), PAGE(P_DATA0));
+  snprintf(len_s, sizeof(len_s), "%d", 4 * 4096);
+  snprintf(alive, sizeof(alive), "0x%" PRIx64 "=0x%" PRIx64, PAGE(P_DATA0),
+           canary);
+  run_cli(&r, "read", f->raw, "--segments", SEGMENTS_ARG, "--cr3", f->cr3, va_s,
+          len_s, "--wait=300ms", "--alive", alive, "--json", "-o", f->out,
+          NULL);
+  assert_int_equal(r.status, 1);
+  assert_contains(r.out, "\"status\":\"ETIMEDOUT\"");
+  run_free(&r);
+
+  snprintf(alive, sizeof(alive), "0x%" PRIx64 "=0x%" PRIx64, PAGE(P_DATA0),
+           canary ^ 1);
+  run_cli(&r, "read", f->raw, "--segments", SEGMENTS_ARG, "--cr3", f->cr3, va_s,
+          len_s, "--wait=5s", "--alive", alive, "--json", "-o", f->out, NULL);
+  assert_int_equal(r.status, 1);
+  assert_contains(r.out, "\"status\":\"EGONE\"");
+  assert_true(json_uint(r.out, "waited_ms") < 4000);
+  run_free(&r);
+}
+
 /* A frame in a physical hole never arrives: --wait fails at once with the
  * same report as a plain read. */
 static void test_cli_read_wait_permanent_error_fails(void** state) {
@@ -1133,6 +1167,10 @@ static void test_cli_demo_exits_0(void** state) {
 static void test_cli_wait_watch_demo_usage_exit_2(void** state) {
   static const char* const bad[][10] = {
       {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=abc", NULL},
+      {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--alive", "1=2",
+       NULL}, /* without --wait */
+      {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=1s",
+       "--alive", "0x1000", NULL}, /* no =VALUE */
       {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=5x", NULL},
       {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=", NULL},
       {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=0s", NULL},
@@ -1198,6 +1236,7 @@ int main(void) {
       T(test_cli_read_wait_completes_after_page_in),
       T(test_cli_read_wait_timeout_names_missing),
       T(test_cli_read_wait_permanent_error_fails),
+      T(test_cli_read_wait_alive_canary),
       T(test_cli_watch_reports_out_and_in),
       T(test_cli_watch_whole_space),
       T(test_cli_watch_ends_on_sigint_and_duration),

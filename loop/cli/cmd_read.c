@@ -344,6 +344,21 @@ int cli_cmd_read(int argc, char** argv) {
         return r;
       continue;
     }
+    if ((r = cli_opt(&a, cmd, "--alive", &v)) != 0) {
+      const char* eq = r == 1 ? strchr(v, '=') : NULL;
+      char va_s[64];
+      if (r != 1)
+        return r;
+      if (eq == NULL || (size_t)(eq - v) >= sizeof(va_s))
+        return cli_usage_error(cmd, "bad --alive '%s' (want VA=VALUE)", v);
+      memcpy(va_s, v, (size_t)(eq - v));
+      va_s[eq - v] = '\0';
+      if ((r = cli_number(cmd, "--alive VA", va_s, &w.alive_va)) != 0 ||
+          (r = cli_number(cmd, "--alive VALUE", eq + 1, &w.alive_value)) != 0)
+        return r;
+      w.alive = true;
+      continue;
+    }
     if ((rc = cli_range_positional(&a, cmd, pos, &npos)) != 0)
       return rc;
   }
@@ -355,6 +370,8 @@ int cli_cmd_read(int argc, char** argv) {
     return cli_usage_error(cmd, "--json takes stdout; use -o FILE for bytes");
   if (want_raw && out_path != NULL)
     return cli_usage_error(cmd, "--raw writes stdout; drop it or -o");
+  if (w.alive && !wo.wait)
+    return cli_usage_error(cmd, "--alive needs --wait");
   if (wo.wait && len > SIZE_MAX)
     return cli_usage_error(cmd, "LEN too large for --wait");
 

@@ -55,6 +55,8 @@ static const command_t commands[] = {
      "              TIMEOUT (e.g. 500ms, 5s, 2m; none: forever); progress\n"
      "              on stderr when it is a terminal; Ctrl-C stops waiting\n"
      "  --timeout TIMEOUT  the same as --wait=TIMEOUT\n"
+     "  --alive VA=VALUE   with --wait: the 8 bytes at VA must stay VALUE\n"
+     "              (e.g. a pid in a header), else the read ends EGONE\n"
      "Exit 0 when every chunk was read, 1 when any was missing (at the\n"
      "timeout, with --wait).\n\n" COMMON_HELP},
     {"maps", cli_cmd_maps, "list the mapped regions of an address space",

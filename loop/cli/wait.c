@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "swapread/read.h"
 #include "swapread/uv.h"
 
 #define TTY_PERIOD_MS 100  /* at most ~10 refreshes a second */
@@ -25,6 +26,7 @@
 
 typedef struct waiter_s {
   cli_wait_t* w;
+  sr_image_t* image;
   uv_loop_t loop;
   sr_uv_t handle;
   sr_uv_read_t req;
@@ -214,6 +216,18 @@ static int start_watchers(waiter_t* wt) {
   return 0;
 }
 
+/* --alive: the caller's canary decides whether the address space lives. */
+static sr_uv_liveness_t alive_probe(sr_uv_t* h, uint64_t cr3, void* arg) {
+  waiter_t* wt = arg;
+  uint64_t v;
+
+  (void)h;
+  if (sr_read_virt(wt->image, cr3, &wt->w->walk, wt->w->alive_va, &v, sizeof(v),
+                   NULL) != 0)
+    return SR_UV_UNKNOWN; /* swapped out, say: keep waiting */
+  return v == wt->w->alive_value ? SR_UV_ALIVE : SR_UV_GONE;
+}
+
 int cli_wait_read(cli_wait_t* w, sr_image_t* image) {
   waiter_t wt;
   sr_uv_opts_t opts;
@@ -236,6 +250,7 @@ int cli_wait_read(cli_wait_t* w, sr_image_t* image) {
 
   memset(&wt, 0, sizeof(wt));
   wt.w = w;
+  wt.image = image;
   if ((err = uv_loop_init(&wt.loop)) != 0)
     return err;
   memset(&opts, 0, sizeof(opts));
@@ -245,6 +260,13 @@ int cli_wait_read(cli_wait_t* w, sr_image_t* image) {
     return err;
   }
 
+  if (w->alive &&
+      (err = sr_uv_set_probe(&wt.handle, w->cr3, alive_probe, &wt)) != 0) {
+    sr_uv_close(&wt.handle, NULL);
+    uv_run(&wt.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&wt.loop);
+    return err;
+  }
   memset(&ropts, 0, sizeof(ropts));
   ropts.flags = SR_READ_PARTIAL;
   ropts.timeout_ms = w->timeout_ms;

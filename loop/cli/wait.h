@@ -38,6 +38,11 @@ struct cli_wait_s {
   const char* label;           /* for messages, e.g. "read" */
   const char* progress_prefix; /* NULL: "swapread: <label>: " */
   bool interruptible; /* SIGINT cancels the read (status SR_ECANCELED) */
+  /* A liveness probe (sr_uv_set_probe): while the read waits, the 8 bytes
+   * at alive_va must hold alive_value (little-endian); other bytes mean
+   * the address space is gone (SR_EGONE); unreadable means unknown. */
+  bool alive;
+  uint64_t alive_va, alive_value;
   /* Called once the read is pending, before the loop runs (e.g. to start
    * the process that pages the data in). May be NULL. */
   void (*on_pending)(cli_wait_t* w);
