@@ -202,6 +202,11 @@ typedef struct sr__htab_s {
 
 typedef uint64_t (*sr__hash_fn)(const sr_swap_t* swap, uint32_t id);
 
+/* Dense positions [pos, pos + n) whose entry GPAs step by 8 bytes. */
+typedef struct sr__run_s {
+  uint32_t pos, n;
+} sr__run_t;
+
 /* A local list of ended transactions (linked through txn->link). */
 typedef struct sr__list_s {
   uint32_t head, tail;
@@ -243,6 +248,9 @@ struct sr_swap_s {
   uint32_t nforced; /* live records with SR__REC_FORCE */
   sr__htab_t watch; /* (entry GPA, parent) -> record id */
   uint32_t cursor;  /* next position in live[] for the poll scan */
+  sr__run_t* runs;  /* runs of consecutive entry GPAs in sgpa (scan.c) */
+  uint32_t nruns, runs_cap;
+  bool runs_valid; /* false once a record was created or deleted */
   sr__waiter_t* w;
   uint32_t w_cap, w_free, w_n;
 
@@ -322,6 +330,10 @@ static inline size_t sr__bitmap_words(uint32_t nchunks) {
  * (t->fail_gva set); or SR_ENOMEM with *stop = first chunk not handled. */
 int sr__txn_walk(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
                  uint32_t* stop);
+
+/* scan.c: phase 1 of a poll; queues changed records on heads[level - 1]
+ * and returns how many records it compared. */
+uint32_t sr__scan(sr_swap_t* swap, uint32_t* heads);
 
 /* watch.c */
 int sr__watch_file(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,

@@ -1,12 +1,12 @@
 /* sr_swap_poll: re-read watched entries, resume what changed, end what is
  * done or due.
  *
- * Phase 1 (scan): at most poll_budget records, round-robin from a cursor
- * so every record is reached in turn; each costs one 8-byte load, parents
- * as well as blocking entries. The entry GPAs and last values sit in
- * dense parallel arrays in scan order and are compared in batches by
- * sr_image_diff64 (one fault scope and a cached segment per batch), so an
- * unchanged entry costs a few instructions. A record whose entry differs from
+ * Phase 1 (scan, scan.c): at most poll_budget records, round-robin from a
+ * cursor so every record is reached in turn; each costs one 8-byte load,
+ * parents as well as blocking entries. The entry GPAs and last values sit
+ * in dense parallel arrays in scan order; runs of consecutive entries are
+ * compared with one memcmp, the rest in batches by sr_image_diff64, so an
+ * unchanged entry costs next to nothing. A record whose entry differs from
  * the value last seen (or that was forced, or could not be read) is queued on
  * the list of its level; a parent that only gained A/D bits is updated
  * and not queued. Phase 2 (process), highest level first: a queued
@@ -28,8 +28,6 @@
  * never loses a chunk.
  */
 #include "internal.h"
-
-#define SCAN_BATCH 256 /* entries compared per sr_image_diff64 call */
 
 /* Marks rid (and with tree, every record under it) busy and not queued,
  * moves their waiters onto *chain (linked through next), out of their
@@ -123,41 +121,10 @@ static void process(sr_swap_t* swap, uint32_t rid, sr__list_t* done) {
   release(swap, rid, tree);
 }
 
-/* Queues the record at dense position pos, which the scan found changed,
- * unreadable or forced, on the changed list of its level: re-reads the
- * entry (the scan keeps no values), records the new value, and flags it
- * MOVED when the records under it must be re-walked too. A parent that
- * only gained A/D bits is just updated. */
-static void queue(sr_swap_t* swap, uint32_t pos, uint32_t* heads) {
-  uint32_t rid = swap->live[pos];
-  sr__rec_t* r = &swap->rec[rid];
-  uint64_t value;
-
-  if (r->flags & SR__REC_QUEUED)
-    return;
-  if (sr_image_read(swap->image, swap->sgpa[pos], &value, sizeof(value),
-                    NULL) == 0) {
-    if (value == swap->sval[pos] && !(r->flags & SR__REC_FORCE))
-      return; /* changed back since the scan's load */
-    if (sr__entry_moved(swap->sval[pos], value))
-      r->flags |= SR__REC_MOVED;
-    swap->sval[pos] = value;
-    if (r->whead == SR__NIL && !(r->flags & (SR__REC_FORCE | SR__REC_MOVED)))
-      return; /* a parent that only gained A/D bits */
-  } else {
-    r->flags |= SR__REC_MOVED; /* unreadable: the re-walks say why */
-  }
-  r->flags |= SR__REC_QUEUED;
-  r->cnext = heads[r->level - 1];
-  heads[r->level - 1] = rid;
-}
-
 int sr_swap_poll(sr_swap_t* swap, uint64_t now_ns, uint64_t* next_ns) {
   sr__list_t done = {SR__NIL, SR__NIL};
   uint32_t heads[5] = {SR__NIL, SR__NIL, SR__NIL, SR__NIL, SR__NIL};
-  uint32_t n, budget, k, m, pos, rid, next, slot;
-  size_t diff[SCAN_BATCH];
-  size_t nd, j;
+  uint32_t budget, rid, next, slot;
   sr__txn_t* t;
   int level, ncb;
 
@@ -169,32 +136,8 @@ int sr_swap_poll(sr_swap_t* swap, uint64_t now_ns, uint64_t* next_ns) {
     return SR_EBUSY;
   swap->st.polls++;
 
-  /* 1: scan, in batches of contiguous dense positions */
-  n = swap->nlive_rec;
-  budget = swap->opts.poll_budget;
-  if (budget == 0 || budget > n)
-    budget = n;
-  if (swap->cursor >= n)
-    swap->cursor = 0;
-  for (k = 0; k < budget; k += m) {
-    pos = swap->cursor;
-    m = budget - k;
-    if (m > SCAN_BATCH)
-      m = SCAN_BATCH;
-    if (m > n - pos)
-      m = n - pos;
-    nd = 0;
-    (void)sr_image_diff64(swap->image, &swap->sgpa[pos], &swap->sval[pos], m,
-                          diff, &nd);
-    for (j = 0; j < nd; j++)
-      queue(swap, pos + (uint32_t)diff[j], heads);
-    if (swap->nforced > 0) {
-      for (j = 0; j < m; j++)
-        if (swap->rec[swap->live[pos + j]].flags & SR__REC_FORCE)
-          queue(swap, pos + (uint32_t)j, heads);
-    }
-    swap->cursor = pos + m == n ? 0 : pos + m;
-  }
+  /* 1: scan (scan.c) */
+  budget = sr__scan(swap, heads);
   swap->st.entries_reread += budget;
 
   /* 2: process, highest level first; a record under one processed

@@ -125,6 +125,7 @@ static uint32_t rec_new(sr_swap_t* swap, uint64_t entry_gpa, uint64_t value,
   swap->sgpa[r->pos] = entry_gpa;
   swap->sval[r->pos] = value;
   swap->live[swap->nlive_rec++] = rid;
+  swap->runs_valid = false;
   sr__htab_insert(&swap->watch, rec_hash(swap, rid), rid);
   return rid;
 }
@@ -144,6 +145,7 @@ static void rec_delete(sr_swap_t* swap, uint32_t rid) {
   swap->sgpa[r->pos] = swap->sgpa[swap->nlive_rec];
   swap->sval[r->pos] = swap->sval[swap->nlive_rec];
   swap->rec[moved].pos = r->pos;
+  swap->runs_valid = false;
   if (r->sprev != SR__NIL)
     swap->rec[r->sprev].snext = r->snext;
   else if (r->parent != SR__NIL)
@@ -356,6 +358,10 @@ void sr__watch_free(sr_swap_t* swap) {
   swap->sgpa = swap->sval = NULL;
   swap->sgpa_cap = swap->sval_cap = 0;
   sr__free(swap, swap->w, (size_t)swap->w_cap * sizeof(sr__waiter_t));
+  sr__free(swap, swap->runs, (size_t)swap->runs_cap * sizeof(sr__run_t));
+  swap->runs = NULL;
+  swap->runs_cap = swap->nruns = 0;
+  swap->runs_valid = false;
   sr__htab_free(swap, &swap->watch);
   swap->rec = NULL;
   swap->live = NULL;

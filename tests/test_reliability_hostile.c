@@ -800,28 +800,31 @@ static void test_hostile_enormous_valid_lengths_bounded(void** state) {
 
 /* ---- files that change under the reader ---------------------------------- */
 
-/* The file shrinks below VA's page table while a read waits on one of its
- * PTEs: no SIGBUS; the poll finds the entry unreadable and the read
- * completes exactly once with SR_EBEYOND; new reads of VA are rejected
- * with SR_EBEYOND. When the file grows back, this image keeps the lowered
- * size (documented: a grown file is not remapped). */
-static void test_hostile_truncated_under_pending_read(void** state) {
-  hx_t* hx = *state;
-  uint64_t pt = entry_gpa(hx, hx->cr3, VA, 1) & ADDR;
+/* Pages out the PTEs of pages [first, first + n) of VA, starts a read of
+ * all NPAGES pages on a new image and engine, then shrinks the file below
+ * VA's page table: the next poll ends the read exactly once with
+ * SR_EBEYOND, without SIGBUS, and the image's size is lowered. Returns
+ * the image (the engine stays in hx). */
+static sr_image_t* truncate_under_pending(hx_t* hx, int first, int n,
+                                          uint64_t pt) {
   sr_pte_info_t as;
-  sr_translation_t t;
   sr_image_t* img;
   uint8_t buf[NPAGES * K4];
+  int i;
 
   memset(&as, 0, sizeof(as));
   as.kind = SR_PTE_LINUX_SWAP;
-  as.swap_offset = 11;
-  assert_int_equal(sr_kit_page_out(hx->kit, hx->cr3, VA + 3 * K4, 1, &as), 0);
+  for (i = first; i < first + n; i++) {
+    as.swap_offset = 11 + (uint64_t)i;
+    assert_int_equal(
+        sr_kit_page_out(hx->kit, hx->cr3, VA + (uint64_t)i * K4, 1, &as), 0);
+  }
   assert_int_equal(open_low(hx->kit, &img), 0); /* in the body: SIGBUS */
   new_engine(hx, img, 0, SR_PAGING_4LEVEL);
   assert_int_equal(read_va(hx, hx->cr3, VA, buf, sizeof(buf), NULL),
                    SR_PENDING);
   assert_int_equal(sr_swap_poll(hx->swap, 1, NULL), 0);
+  assert_int_equal(hx->ncb, 0);
   assert_true(pt > entry_gpa(hx, hx->cr3, VA, 2));
   assert_int_equal(sr_kit_truncate(hx->kit, pt), 0);
   assert_int_equal(sr_swap_poll(hx->swap, 2, NULL), 1);
@@ -831,6 +834,21 @@ static void test_hostile_truncated_under_pending_read(void** state) {
   assert_int_equal(hx->ncb, 1);
   assert_int_equal(hx->ndtor, 1);
   assert_true(sr_image_file_size(img) <= pt);
+  return img;
+}
+
+/* The file shrinks below VA's page table while a read waits on one of its
+ * PTEs: no SIGBUS; the poll finds the entry unreadable and the read
+ * completes exactly once with SR_EBEYOND; new reads of VA are rejected
+ * with SR_EBEYOND. When the file grows back, this image keeps the lowered
+ * size (documented: a grown file is not remapped). */
+static void test_hostile_truncated_under_pending_read(void** state) {
+  hx_t* hx = *state;
+  uint64_t pt = entry_gpa(hx, hx->cr3, VA, 1) & ADDR;
+  sr_translation_t t;
+  sr_image_t* img = truncate_under_pending(hx, 3, 1, pt);
+  uint8_t buf[K4];
+
   assert_int_equal(sr_translate(img, hx->cr3, VA, NULL, &t), SR_EBEYOND);
   assert_int_equal(t.stop_level, 1);
   assert_int_equal(read_va(hx, hx->cr3, VA, buf, K4, NULL), SR_EBEYOND);
@@ -838,6 +856,19 @@ static void test_hostile_truncated_under_pending_read(void** state) {
   assert_int_equal(sr_kit_truncate(hx->kit, KIT_SIZE), 0);
   assert_int_equal(read_va(hx, hx->cr3, VA, buf, K4, NULL), SR_EBEYOND);
   assert_int_equal(hx->ncb, 1);
+  sr_swap_free(hx->swap);
+  hx->swap = NULL;
+  sr_image_close(img);
+}
+
+/* The same with every PTE of the range out, so that the scan compares
+ * them as one run: the compare of the run faults, and every entry of it
+ * is found unreadable; the read still completes exactly once. */
+static void test_hostile_truncated_under_run_of_pending_ptes(void** state) {
+  hx_t* hx = *state;
+  sr_image_t* img = truncate_under_pending(
+      hx, 0, NPAGES, entry_gpa(hx, hx->cr3, VA, 1) & ADDR);
+
   sr_swap_free(hx->swap);
   hx->swap = NULL;
   sr_image_close(img);
@@ -1118,6 +1149,8 @@ int main(void) {
           test_hostile_enormous_valid_lengths_bounded, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hostile_truncated_under_pending_read,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_hostile_truncated_under_run_of_pending_ptes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hostile_truncated_under_sync_read,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_hostile_truncated_root_under_uv,

@@ -557,6 +557,49 @@ static void test_oom_poll_refile(void** state) {
                 (unsigned)(k - 1));
 }
 
+/* The scan's runs (consecutive entries compared as one block) are
+ * optional memory: with every allocation failing, a poll over 64
+ * consecutive blocking PTEs still sees the one that came back, and the
+ * read completes once memory is back. */
+static void test_oom_poll_scan_runs(void** state) {
+  fx_t* fx = *state;
+  uint64_t gva = VA_X;
+  const uint64_t n = 64;
+  sr_pte_info_t as;
+  rd_t* r = rd_new(fx, n * K4);
+  uint64_t i;
+
+  assert_int_equal(sr_kit_map(fx->kit, fx->cr3[0], gva, n * K4, K4, RWU), 0);
+  assert_int_equal(sr_kit_fill(fx->kit, fx->cr3[0], gva, n * K4, 78), 0);
+  for (i = 0; i < n; i++) {
+    as = swap_as(2000 + i);
+    assert_int_equal(
+        sr_kit_page_out(fx->kit, fx->cr3[0], gva + i * K4, SR_LEVEL_PT, &as),
+        0);
+  }
+  new_engine(fx);
+  assert_int_equal(start(fx, r, 0, gva, n * K4, 0, 0), SR_PENDING);
+  assert_int_equal(
+      sr_kit_page_in(fx->kit, fx->cr3[0], gva + 40 * K4, SR_LEVEL_PT), 0);
+  fx->mem.fail_all = true;
+  assert_int_equal(sr_swap_poll(fx->swap, 1, NULL), 0);
+  assert_true(fx->mem.failed > 0); /* the runs were asked for */
+  assert_int_equal(stats(fx).pending_chunks, n - 1);
+  assert_int_equal(sr_swap_poll(fx->swap, 2, NULL), 0);
+  fx->mem.fail_all = false;
+  for (i = 0; i < n; i++)
+    if (i != 40)
+      assert_int_equal(
+          sr_kit_page_in(fx->kit, fx->cr3[0], gva + i * K4, SR_LEVEL_PT), 0);
+  assert_int_equal(sr_swap_poll(fx->swap, 3, NULL), 1);
+  assert_int_equal(r->ncb, 1);
+  assert_int_equal(r->ndtor, 1);
+  assert_int_equal(r->status, 0);
+  assert_true(matches(r->buf, gva, n * K4, 78));
+  free_engine(fx);
+  rd_free(r);
+}
+
 static int dump_count(const sr_swap_txn_info_t* info, void* arg) {
   (void)info;
   (*(int*)arg)++;
@@ -1142,6 +1185,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_oom_read_pending, setup, teardown),
       cmocka_unit_test_setup_teardown(test_oom_read_join, setup, teardown),
       cmocka_unit_test_setup_teardown(test_oom_poll_refile, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_oom_poll_scan_runs, setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_oom_completion_cancel_dump_need_no_memory, setup, teardown),
       cmocka_unit_test_setup_teardown(test_oom_swap_free_needs_no_memory, setup,

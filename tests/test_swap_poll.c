@@ -5,7 +5,8 @@
  * entries replaced above a blocking entry (a PDE turned into a 2 MiB page
  * or moved to another table, a PML4E moved) while the old tables keep
  * their contents, the idle poll's loads (blocking entries plus distinct
- * parents), the per-poll
+ * parents), runs of consecutive entries (a change anywhere in a run is
+ * seen, also after records were deleted and with a budget), the per-poll
  * budget (no starvation), and the next deadline. The guest is simulated by
  * kit edits between polls; expected bytes are the kit pattern of the seed
  * each page held while it was present.
@@ -574,6 +575,114 @@ static void test_poll_idle_rereads_blockers_and_distinct_parents(void** state) {
   assert_int_equal(swapfx_stats(fx).watched_entries, 0);
 }
 
+/* ---- runs: consecutive entries compared as one block ------------------- */
+
+#define NRUN 64
+
+/* 64 consecutive blocking PTEs (one run in the scan, plus the parents):
+ * paged in one at a time in a scattered order, each poll sees exactly the
+ * entry that changed, wherever it sits in the run, and completes the read
+ * with the last one. */
+static void test_poll_run_sees_each_entry_where_it_sits(void** state) {
+  swapfx_t* fx = *state;
+  swapfx_rec_t* r;
+  const size_t order[] = {37, 0, NRUN - 1, 15, 16, 1, 62, 31, 32, 48};
+  size_t i, k, left = NRUN;
+  bool in[NRUN] = {false};
+
+  assert_int_equal(swapfx_map(fx, fx->cr3, VA, NRUN * K4, K4, RWU, SEED), 0);
+  for (i = 0; i < NRUN; i++)
+    assert_int_equal(swapfx_out_swap(fx, fx->cr3, VA + i * K4, 1, 500 + i), 0);
+  assert_int_equal(swapfx_read_new(fx, &r, fx->cr3, VA, NRUN * K4, 0, 0),
+                   SR_PENDING);
+  assert_int_equal(swapfx_stats(fx).watched_entries, NRUN + 3);
+  fx->now += 10;
+  assert_int_equal(swapfx_poll(fx, NULL), 0);
+  for (k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
+    i = order[k];
+    assert_int_equal(swapfx_in(fx, fx->cr3, VA + i * K4, 1), 0);
+    in[i] = true;
+    fx->now += 10;
+    assert_int_equal(swapfx_poll(fx, NULL), 0);
+    left--;
+    assert_int_equal(swapfx_stats(fx).pending_chunks, left);
+    assert_chunk(r, i, SEED);
+    /* an idle poll after it: nothing more */
+    fx->now += 10;
+    assert_int_equal(swapfx_poll(fx, NULL), 0);
+    assert_int_equal(swapfx_stats(fx).pending_chunks, left);
+  }
+  /* in and out again between polls, to another swap slot: the entry
+   * changed, the chunk is re-walked and still missing */
+  assert_int_equal(swapfx_in(fx, fx->cr3, VA + 40 * K4, 1), 0);
+  assert_int_equal(swapfx_out_swap(fx, fx->cr3, VA + 40 * K4, 1, 9000), 0);
+  fx->now += 10;
+  assert_int_equal(swapfx_poll(fx, NULL), 0);
+  assert_int_equal(swapfx_stats(fx).pending_chunks, left);
+  for (i = 0; i < NRUN; i++)
+    if (!in[i])
+      assert_int_equal(swapfx_in(fx, fx->cr3, VA + i * K4, 1), 0);
+  fx->now += 10;
+  assert_int_equal(swapfx_poll(fx, NULL), 1);
+  assert_clean_once(r, 0);
+  for (i = 0; i < NRUN; i++)
+    assert_chunk(r, i, SEED);
+}
+
+/* Two reads whose records interleave, one cancelled (records deleted, the
+ * dense arrays reshuffled): the changes under the other are still seen,
+ * with a budget smaller than one run as well as without. */
+static void run_reshuffle_case(swapfx_t* fx, uint32_t budget) {
+  sr_swap_opts_t opts;
+  swapfx_rec_t *a, *b;
+  size_t i;
+  int polls;
+
+  memset(&opts, 0, sizeof(opts));
+  opts.poll_budget = budget;
+  assert_int_equal(swapfx_reopen(fx, &opts), 0);
+  assert_int_equal(swapfx_map(fx, fx->cr3, VA, 2 * NRUN * K4, K4, RWU, SEED),
+                   0);
+  for (i = 0; i < 2 * NRUN; i++)
+    assert_int_equal(swapfx_out_swap(fx, fx->cr3, VA + i * K4, 1, 700 + i), 0);
+  assert_int_equal(swapfx_read_new(fx, &a, fx->cr3, VA, NRUN * K4, 0, 0),
+                   SR_PENDING);
+  assert_int_equal(
+      swapfx_read_new(fx, &b, fx->cr3, VA + NRUN * K4, NRUN * K4, 0, 0),
+      SR_PENDING);
+  for (polls = 0; polls < 2 * NRUN; polls++) {
+    fx->now += 10;
+    assert_int_equal(swapfx_poll(fx, NULL), 0);
+  }
+  assert_int_equal(sr_swap_cancel(fx->swap, a->handle), 0);
+  assert_int_equal(a->done.status, SR_ECANCELED);
+  /* b's last entry comes in, then all of them */
+  assert_int_equal(swapfx_in(fx, fx->cr3, VA + (2 * NRUN - 1) * K4, 1), 0);
+  for (polls = 0; polls < 2 * NRUN && swapfx_stats(fx).pending_chunks == NRUN;
+       polls++) {
+    fx->now += 10;
+    assert_int_equal(swapfx_poll(fx, NULL), 0);
+  }
+  assert_int_equal(swapfx_stats(fx).pending_chunks, NRUN - 1);
+  for (i = NRUN; i < 2 * NRUN - 1; i++)
+    assert_int_equal(swapfx_in(fx, fx->cr3, VA + i * K4, 1), 0);
+  for (polls = 0; polls < 4 * NRUN && b->ncb == 0; polls++) {
+    fx->now += 10;
+    assert_true(swapfx_poll(fx, NULL) >= 0);
+  }
+  assert_clean_once(b, 0);
+  for (i = 0; i < NRUN; i++)
+    assert_chunk(b, i, SEED);
+}
+
+static void test_poll_run_after_cancel_reshuffles(void** state) {
+  run_reshuffle_case(*state, 0);
+}
+
+static void test_poll_run_after_cancel_reshuffles_budget_7(void** state) {
+  run_reshuffle_case(*state, 7);
+}
+
 /* ---- budget ------------------------------------------------------------ */
 
 #define NBLOCK 12
@@ -745,6 +854,12 @@ int main(void) {
       cmocka_unit_test_setup_teardown(
           test_poll_idle_rereads_blockers_and_distinct_parents, setup,
           teardown),
+      cmocka_unit_test_setup_teardown(
+          test_poll_run_sees_each_entry_where_it_sits, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_poll_run_after_cancel_reshuffles,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_poll_run_after_cancel_reshuffles_budget_7, setup, teardown),
       cmocka_unit_test_setup_teardown(test_poll_budget_1_completes_everything,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_poll_budget_5_completes_everything,
