@@ -68,8 +68,12 @@ void sr__free(sr_swap_t* swap, void* ptr, size_t size) {
   swap->alloc.free(swap->alloc.ctx, ptr, size);
 }
 
+/* Pools of this many elements or more grow by half, not double: at a
+ * million watched entries, doubling leaves up to half the pool unused. */
+#define GROW_SLOW 4096u
+
 /* Makes *arr (of *cap elements of elem bytes) hold at least need elements:
- * doubles, at least 16. 0, or SR_ENOMEM with *arr and *cap unchanged. */
+ * at least 16, doubling below GROW_SLOW elements and 1.5x above. 0, or SR_ENOMEM with *arr and *cap unchanged. */
 int sr__array_grow(sr_swap_t* swap, void** arr, uint32_t* cap, uint32_t need,
                    size_t elem) {
   uint64_t ncap;
@@ -79,7 +83,12 @@ int sr__array_grow(sr_swap_t* swap, void** arr, uint32_t* cap, uint32_t need,
     return 0;
   if (need >= SR__NIL)
     return SR_ENOMEM;
-  ncap = *cap < 8 ? 16 : (uint64_t)*cap * 2;
+  if (*cap < 8)
+    ncap = 16;
+  else if (*cap < GROW_SLOW)
+    ncap = (uint64_t)*cap * 2;
+  else
+    ncap = (uint64_t)*cap + *cap / 2;
   if (ncap < need)
     ncap = need;
   if (ncap >= SR__NIL)

@@ -3,7 +3,7 @@
  *
  * Only ids are stored (slot = id + 1, 0 = empty); the owner computes an
  * id's hash from the object it names (sr__hash_fn), so the table costs
- * 4 bytes a slot. Linear probing at load <= 1/2, backward-shift deletion
+ * 4 bytes a slot. Linear probing at load <= 3/4, backward-shift deletion
  * (no tombstones, so lookups stay short however much churn there is).
  * Lookups are written by the owners (they compare their own keys) with
  * sr__htab_first and the probe step "+ 1 & mask". Growth is the only
@@ -27,7 +27,7 @@ static size_t tab_bytes(uint32_t cap) {
   return (size_t)cap * sizeof(uint32_t);
 }
 
-/* Makes room for `extra` more ids at load <= 1/2, rehashing every id with
+/* Makes room for `extra` more ids at load <= 3/4, rehashing every id with
  * hash(). 0 or SR_ENOMEM (table unchanged). */
 int sr__htab_reserve(sr_swap_t* swap, sr__htab_t* tab, uint32_t extra,
                      sr__hash_fn hash) {
@@ -37,10 +37,10 @@ int sr__htab_reserve(sr_swap_t* swap, sr__htab_t* tab, uint32_t extra,
   uint32_t* ns;
   uint32_t i, j, nmask;
 
-  if (need * 2 <= cap)
+  if (need * 4 <= cap * 3)
     return 0;
   ncap = cap == 0 ? 16 : cap;
-  while (ncap < need * 2)
+  while (ncap * 3 < need * 4)
     ncap *= 2;
   if (ncap > (UINT64_C(1) << 31) || ncap > SIZE_MAX / sizeof(uint32_t))
     return SR_ENOMEM;
@@ -68,7 +68,7 @@ void sr__htab_insert(sr__htab_t* tab, uint64_t h, uint32_t id) {
   uint32_t i;
 
   assert(tab->slot != NULL &&
-         ((uint64_t)tab->n + 1) * 2 <= (uint64_t)tab->mask + 1);
+         ((uint64_t)tab->n + 1) * 4 <= ((uint64_t)tab->mask + 1) * 3);
   i = sr__htab_first(tab, h);
   while (tab->slot[i] != 0)
     i = (i + 1) & tab->mask;

@@ -192,7 +192,7 @@ struct sr_monitor_s {
 };
 
 /* Open-addressing hash of ids (linear probing, backward-shift delete,
- * load <= 1/2). slot[i] = id + 1, 0 = empty. The key of an id is computed
+ * load <= 3/4). slot[i] = id + 1, 0 = empty. The key of an id is computed
  * by the owner, so only ids are stored. */
 typedef struct sr__htab_s {
   uint32_t* slot;
