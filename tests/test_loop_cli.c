@@ -525,6 +525,395 @@ static void test_cli_read_resident_reads_protnone(void** state) {
   run_free(&r);
 }
 
+/* A second address space for the range tests below, at VA_H (4 KiB chunk
+ * i is H(i)); 2 MiB regions:
+ *   A [H(0), H(512))     4K pages with the pattern, except H_SWAP (Linux
+ *                        swap), H_NONE_LO..H_NONE_HI-1 (never mapped:
+ *                        empty PTEs), H_HOLE (frame in the physical hole),
+ *                        H_PART (frame at PART_GPA, whose second half the
+ *                        layout PART_SEGMENTS leaves out of the file);
+ *   B [H(512), H(1024))  one non-present PD entry (Linux swap) over 512
+ *                        chunks;
+ *   C [H(1024), H(1536)) a present 2M page with the pattern;
+ *   D [H(1536), H(1544)) 4K pages with the pattern, H_SWAP2 swapped out.
+ * The kit allocates first-fit from GPA 0 and all the kit images here use
+ * far less than 31 MiB, so nothing else lives in the frame at PART_GPA. */
+#define VA_H UINT64_C(0x7e0000000000)
+#define H(i) (VA_H + (uint64_t)(i)*SR_PAGE_4K)
+#define H_SWAP 5
+#define H_NONE_LO 30
+#define H_NONE_HI 40
+#define H_HOLE 40
+#define H_PART 41
+#define H_B 512
+#define H_C 1024
+#define H_D 1536
+#define H_SWAP2 (H_D + 4)
+#define H_END (H_D + 8)
+#define PART_GPA (32 * MIB - SR_PAGE_4K)
+#define PART_IN 0x800 /* bytes of the PART_GPA frame in the file */
+#define PART_SEGMENTS "0:0x1fff800:0,64M:8M:32M"
+
+/* One missing run the CLI must report (before clipping to the range). */
+typedef struct want_run_s {
+  uint64_t lo, hi;
+  const char* status;
+  int level;
+  uint64_t entry;
+  uint64_t entry_gpa;
+  const char* kind;
+  int swap_type; /* -1: no swap type/offset */
+  uint64_t swap_offset;
+  bool has_gpa;
+  uint64_t gpa; /* of lo */
+} want_run_t;
+
+#define NRUNS 6
+
+typedef struct holey_s {
+  char cr3[24];
+  uint64_t cr3_value;
+  want_run_t run[NRUNS]; /* in VA order */
+} holey_t;
+
+static void swap_info(sr_pte_info_t* info, uint32_t type, uint64_t off) {
+  memset(info, 0, sizeof(*info));
+  info->kind = SR_PTE_LINUX_SWAP;
+  info->swap_type = type;
+  info->swap_offset = off;
+}
+
+/* The run of chunk va's entry at level: entry and entry GPA from the kit. */
+static void kit_run(const fixture_t* f, const holey_t* h, want_run_t* r,
+                    uint64_t va, int level) {
+  r->level = level;
+  assert_int_equal(sr_kit_get_entry(f->kit, h->cr3_value, va, level, &r->entry),
+                   0);
+  assert_int_equal(
+      sr_kit_entry_gpa(f->kit, h->cr3_value, va, level, &r->entry_gpa), 0);
+}
+
+static void build_holey(fixture_t* f, holey_t* h) {
+  const uint32_t rw = SR_PROT_W | SR_PROT_U | SR_PROT_NX;
+  sr_kit_t* kit = f->kit;
+  sr_pte_info_t info;
+  want_run_t* r = h->run;
+
+  memset(h, 0, sizeof(*h));
+  assert_int_equal(sr_kit_new_space(kit, SR_PAGING_4LEVEL, &h->cr3_value), 0);
+  hex(h->cr3, sizeof(h->cr3), h->cr3_value);
+  /* A */
+  assert_int_equal(sr_kit_map(kit, h->cr3_value, H(0), H_NONE_LO * SR_PAGE_4K,
+                              SR_PAGE_4K, rw),
+                   0);
+  assert_int_equal(sr_kit_map_gpa(kit, h->cr3_value, H(H_HOLE), SR_PAGE_4K,
+                                  HOLE_GPA + 16 * SR_PAGE_4K, SR_PAGE_4K, rw),
+                   0);
+  assert_int_equal(sr_kit_map_gpa(kit, h->cr3_value, H(H_PART), SR_PAGE_4K,
+                                  PART_GPA, SR_PAGE_4K, rw),
+                   0);
+  assert_int_equal(sr_kit_map(kit, h->cr3_value, H(H_PART + 1),
+                              (H_B - H_PART - 1) * SR_PAGE_4K, SR_PAGE_4K, rw),
+                   0);
+  assert_int_equal(
+      sr_kit_fill(kit, h->cr3_value, H(0), H_NONE_LO * SR_PAGE_4K, SEED), 0);
+  assert_int_equal(sr_kit_fill(kit, h->cr3_value, H(H_PART),
+                               (H_B - H_PART) * SR_PAGE_4K, SEED),
+                   0);
+  swap_info(&info, 1, 0x4242);
+  assert_int_equal(sr_kit_page_out(kit, h->cr3_value, H(H_SWAP), 1, &info), 0);
+  /* B: a 2M page, then its PD entry paged out */
+  assert_int_equal(
+      sr_kit_map(kit, h->cr3_value, H(H_B), SR_PAGE_2M, SR_PAGE_2M, rw), 0);
+  swap_info(&info, 2, 0x777);
+  assert_int_equal(sr_kit_page_out(kit, h->cr3_value, H(H_B), 2, &info), 0);
+  /* C */
+  assert_int_equal(
+      sr_kit_map(kit, h->cr3_value, H(H_C), SR_PAGE_2M, SR_PAGE_2M, rw), 0);
+  assert_int_equal(sr_kit_fill(kit, h->cr3_value, H(H_C), SR_PAGE_2M, SEED), 0);
+  /* D */
+  assert_int_equal(sr_kit_map(kit, h->cr3_value, H(H_D),
+                              (H_END - H_D) * SR_PAGE_4K, SR_PAGE_4K, rw),
+                   0);
+  assert_int_equal(
+      sr_kit_fill(kit, h->cr3_value, H(H_D), (H_END - H_D) * SR_PAGE_4K, SEED),
+      0);
+  swap_info(&info, 1, 0x4343);
+  assert_int_equal(sr_kit_page_out(kit, h->cr3_value, H(H_SWAP2), 1, &info), 0);
+
+  /* What each missing run is, from the kit and the layout above. */
+  r[0] = (want_run_t){
+      H(H_SWAP), H(H_SWAP + 1), "ENOTPRESENT", 0, 0, 0, "linux-swap",
+      1,         0x4242,        false,         0};
+  kit_run(f, h, &r[0], r[0].lo, 1);
+  /* consecutive empty PTEs: one run, described by the first */
+  r[1] = (want_run_t){H(H_NONE_LO),
+                      H(H_NONE_HI),
+                      "ENOTPRESENT",
+                      0,
+                      0,
+                      0,
+                      "none",
+                      -1,
+                      0,
+                      false,
+                      0};
+  kit_run(f, h, &r[1], r[1].lo, 1);
+  assert_int_equal(r[1].entry, 0);
+  r[2] = (want_run_t){H(H_HOLE),
+                      H(H_HOLE + 1),
+                      "EHOLE",
+                      0,
+                      0,
+                      0,
+                      "hole",
+                      -1,
+                      0,
+                      true,
+                      HOLE_GPA + 16 * SR_PAGE_4K};
+  kit_run(f, h, &r[2], r[2].lo, 1);
+  /* the first PART_IN bytes of H_PART are read, the rest is a hole */
+  r[3] = (want_run_t){
+      H(H_PART) + PART_IN, H(H_PART + 1), "EHOLE", 0, 0, 0, "hole", -1, 0, true,
+      PART_GPA + PART_IN};
+  kit_run(f, h, &r[3], H(H_PART), 1);
+  r[4] = (want_run_t){H(H_B),       H(H_C), "ENOTPRESENT", 0,     0, 0,
+                      "linux-swap", 2,      0x777,         false, 0};
+  kit_run(f, h, &r[4], r[4].lo, 2);
+  r[5] = (want_run_t){
+      H(H_SWAP2), H(H_SWAP2 + 1), "ENOTPRESENT", 0, 0, 0, "linux-swap",
+      1,          0x4343,         false,         0};
+  kit_run(f, h, &r[5], r[5].lo, 1);
+}
+
+/* Appends printf output to the string buf of size n. */
+static void catf(char* buf, size_t n, const char* fmt, ...) {
+  size_t used = strlen(buf);
+  va_list ap;
+  int k;
+
+  va_start(ap, fmt);
+  k = vsnprintf(buf + used, n - used, fmt, ap);
+  va_end(ap);
+  assert_true(k >= 0 && (size_t)k < n - used);
+}
+
+/* The runs of h clipped to [lo, hi): *nout of them into out. */
+static void clip_runs(const holey_t* h, uint64_t lo, uint64_t hi,
+                      want_run_t* out, size_t* nout) {
+  size_t k;
+
+  *nout = 0;
+  for (k = 0; k < NRUNS; k++) {
+    want_run_t r = h->run[k];
+    uint64_t a = r.lo > lo ? r.lo : lo;
+    uint64_t b = r.hi < hi ? r.hi : hi;
+    if (a >= b)
+      continue;
+    r.gpa += a - r.lo;
+    r.lo = a;
+    r.hi = b;
+    out[(*nout)++] = r;
+  }
+}
+
+/* The exact JSON line `read --json -o out` must print for [lo, hi). */
+static void want_json(const holey_t* h, uint64_t lo, uint64_t hi,
+                      const char* out, char* buf, size_t n) {
+  want_run_t r[NRUNS];
+  uint64_t missing = 0;
+  size_t nr, k;
+
+  clip_runs(h, lo, hi, r, &nr);
+  buf[0] = '\0';
+  catf(buf, n,
+       "{\"va\":\"0x%" PRIx64 "\",\"len\":%" PRIu64
+       ",\"cr3\":\"%s\","
+       "\"output\":\"%s\",\"missing\":[",
+       lo, hi - lo, h->cr3, out);
+  for (k = 0; k < nr; k++) {
+    catf(buf, n,
+         "%s{\"va\":\"0x%" PRIx64 "\",\"len\":%" PRIu64
+         ",\"status\":\"%s\","
+         "\"level\":%d,\"entry\":\"0x%" PRIx64 "\",\"entry_gpa\":\"0x%" PRIx64
+         "\",\"kind\":\"%s\",",
+         k == 0 ? "" : ",", r[k].lo, r[k].hi - r[k].lo, r[k].status, r[k].level,
+         r[k].entry, r[k].entry_gpa, r[k].kind);
+    if (r[k].swap_type >= 0)
+      catf(buf, n, "\"swap_type\":%d,\"swap_offset\":%" PRIu64, r[k].swap_type,
+           r[k].swap_offset);
+    else
+      catf(buf, n, "\"swap_type\":null,\"swap_offset\":null");
+    if (r[k].has_gpa)
+      catf(buf, n, ",\"gpa\":\"0x%" PRIx64 "\"", r[k].gpa);
+    catf(buf, n, "}");
+    missing += r[k].hi - r[k].lo;
+  }
+  catf(buf, n, "],\"complete\":%s,\"bytes_missing\":%" PRIu64 "}\n",
+       missing == 0 ? "true" : "false", missing);
+}
+
+/* The exact stderr of a text `read` of [lo, hi). */
+static void want_text(const holey_t* h, uint64_t lo, uint64_t hi, char* buf,
+                      size_t n) {
+  want_run_t r[NRUNS];
+  uint64_t missing = 0;
+  size_t nr, k;
+
+  clip_runs(h, lo, hi, r, &nr);
+  buf[0] = '\0';
+  for (k = 0; k < nr; k++) {
+    catf(buf, n,
+         "swapread: read: missing 0x%" PRIx64 "-0x%" PRIx64 " (%" PRIu64
+         " bytes): %s",
+         r[k].lo, r[k].hi, r[k].hi - r[k].lo, r[k].kind);
+    if (r[k].swap_type >= 0)
+      catf(buf, n, " type %d offset 0x%" PRIx64, r[k].swap_type,
+           r[k].swap_offset);
+    if (r[k].has_gpa)
+      catf(buf, n, " (data gpa 0x%" PRIx64 ")", r[k].gpa);
+    catf(buf, n, " at %s entry@0x%" PRIx64 " = 0x%" PRIx64 " [%s]\n",
+         r[k].level == 1 ? "PT" : "PD", r[k].entry_gpa, r[k].entry,
+         r[k].status);
+    missing += r[k].hi - r[k].lo;
+  }
+  if (missing != 0)
+    catf(buf, n,
+         "swapread: read: %" PRIu64 " of %" PRIu64
+         " bytes missing in %zu range(s)\n",
+         missing, hi - lo, nr);
+}
+
+/* Whether va is in one of h's runs (a missing byte). */
+static bool holey_missing(const holey_t* h, uint64_t va) {
+  size_t k;
+  for (k = 0; k < NRUNS; k++)
+    if (va >= h->run[k].lo && va < h->run[k].hi)
+      return true;
+  return false;
+}
+
+/* The raw bytes of [lo, hi): the pattern, zeros where missing. */
+static void assert_holey_bytes(const holey_t* h, const unsigned char* p,
+                               uint64_t lo, uint64_t hi) {
+  uint64_t va;
+  for (va = lo; va != hi; va++) {
+    unsigned char want = holey_missing(h, va) ? 0 : sr_kit_pattern(SEED, va);
+    if (p[va - lo] != want)
+      fail_msg("byte at va 0x%" PRIx64 " is 0x%02x, expected 0x%02x", va,
+               p[va - lo], want);
+  }
+}
+
+/* read [lo, hi) of the holey space twice (--json -o, then text -o) and
+ * checks stdout, stderr, the exit code and the bytes exactly. */
+static void check_holey_read(fixture_t* f, const holey_t* h, uint64_t lo,
+                             uint64_t hi) {
+  size_t n = 64 * 1024;
+  char* want = malloc(n);
+  char va_s[24], len_s[24];
+  unsigned char* got;
+  size_t got_len;
+  int json;
+  run_t r;
+
+  assert_non_null(want);
+  hex(va_s, sizeof(va_s), lo);
+  hex(len_s, sizeof(len_s), hi - lo);
+  for (json = 1; json >= 0; json--) {
+    run_cli(&r, "read", f->raw, "--segments", PART_SEGMENTS, "--cr3", h->cr3,
+            va_s, len_s, "-o", f->out, json ? "--json" : NULL, NULL);
+    assert_int_equal(r.status, 1);
+    if (json) {
+      want_json(h, lo, hi, f->out, want, n);
+      assert_string_equal(r.out, want);
+      assert_string_equal(r.err, "");
+    } else {
+      want_text(h, lo, hi, want, n);
+      assert_string_equal(r.out, "");
+      assert_string_equal(r.err, want);
+    }
+    got = slurp(f->out, &got_len);
+    assert_int_equal(got_len, hi - lo);
+    assert_holey_bytes(h, got, lo, hi);
+    free(got);
+    run_free(&r);
+  }
+  free(want);
+}
+
+/* A read over every kind of hole at once, longer than one batch of the
+ * CLI (2 MiB): first and last chunks partial, a swapped PTE, a run of
+ * empty PTEs, a frame in the physical hole, a frame half in the file, a
+ * non-present PD entry over 512 chunks (one range, though it spans two
+ * batches), a 2M page crossed whole. Then a range that starts and ends
+ * inside missing runs. The expected output is built from the kit. */
+static void test_cli_read_holey_range_exact(void** state) {
+  fixture_t* f = *state;
+  holey_t h;
+
+  build_holey(f, &h);
+  check_holey_read(f, &h, H(3) + 0x123, H(H_END - 2) + 0x456);
+  check_holey_read(f, &h, H(H_SWAP) + 0x100, H(H_B + 1) + 0x10);
+}
+
+/* The hexdump of [lo, hi) of the holey space, as hexdump.c must print it:
+ * 16 bytes a line from lo, "??" for missing bytes. */
+static void want_hexdump(const holey_t* h, uint64_t lo, uint64_t hi, char* buf,
+                         size_t n) {
+  uint64_t line;
+
+  buf[0] = '\0';
+  for (line = lo; line < hi; line += 16) {
+    uint64_t fill = hi - line < 16 ? hi - line : 16;
+    uint64_t k;
+    catf(buf, n, "%016" PRIx64 " ", line);
+    for (k = 0; k < 16; k++) {
+      if (k == 8)
+        catf(buf, n, " ");
+      if (k >= fill)
+        catf(buf, n, "   ");
+      else if (holey_missing(h, line + k))
+        catf(buf, n, " ??");
+      else
+        catf(buf, n, " %02x", sr_kit_pattern(SEED, line + k));
+    }
+    catf(buf, n, "  |");
+    for (k = 0; k < fill; k++) {
+      unsigned char c = sr_kit_pattern(SEED, line + k);
+      catf(buf, n, "%c",
+           !holey_missing(h, line + k) && c >= 0x20 && c < 0x7f ? c : '.');
+    }
+    catf(buf, n, "|\n");
+  }
+}
+
+/* The hexdump of a range from a present page over a swapped one, into a
+ * present one, lines not aligned to 16 bytes: exact text. */
+static void test_cli_read_holey_hexdump_exact(void** state) {
+  fixture_t* f = *state;
+  const uint64_t lo = H(H_SWAP - 1) + 0xff3;
+  const uint64_t hi = H(H_SWAP + 1) + 0x29;
+  size_t n = 64 * 1024;
+  char* want = malloc(n);
+  char va_s[24], len_s[24];
+  holey_t h;
+  run_t r;
+
+  assert_non_null(want);
+  build_holey(f, &h);
+  run_cli(&r, "read", f->raw, "--segments", PART_SEGMENTS, "--cr3", h.cr3,
+          hex(va_s, sizeof(va_s), lo), hex(len_s, sizeof(len_s), hi - lo),
+          "--hexdump", NULL);
+  assert_int_equal(r.status, 1);
+  want_hexdump(&h, lo, hi, want, n);
+  assert_string_equal(r.out, want);
+  want_text(&h, lo, hi, want, n);
+  assert_string_equal(r.err, want);
+  run_free(&r);
+  free(want);
+}
+
 static void test_cli_segments_layout(void** state) {
   fixture_t* f = *state;
   char va_s[24], want[64], item[2048];
@@ -1226,6 +1615,8 @@ int main(void) {
       T(test_cli_read_json_lists_missing),
       T(test_cli_read_text_reports_on_stderr),
       T(test_cli_read_resident_reads_protnone),
+      T(test_cli_read_holey_range_exact),
+      T(test_cli_read_holey_hexdump_exact),
       T(test_cli_segments_layout),
       T(test_cli_maps_json_lists_ranges),
       T(test_cli_usage_errors_exit_2),

@@ -2,17 +2,19 @@
  * waiting for paged-out pages.
  *
  * The range is cut into chunks (the 4 KiB pages it touches, the first and
- * last possibly partial); each chunk is translated with sr_translate and,
- * when present, copied with sr_image_read. Missing chunks are zero-filled
- * in raw output, shown as "??" in a hexdump, and reported with their VA,
- * the level/entry/entry GPA that stopped the walk and the kind (swap type
- * and offset when known), or hole/beyond for data that is not in the file.
- * Adjacent missing chunks with the same cause (e.g. the 512 chunks under
- * one non-present PD entry) are reported as one range. With --wait the
- * bytes come from one waiting read through the libuv binding (wait.c);
- * the chunks still missing at the timeout are then described the same
- * way, from a walk made after the read ended. Exit 1 when anything was
- * missing.
+ * last possibly partial). The bytes are fetched with sr_read_batch, one
+ * item per chunk, up to READ_WINDOW chunks (2 MiB) a call; only a chunk
+ * the batch could not read is walked again with sr_translate (and its data
+ * copied with sr_image_read as far as it is in the file), to say why.
+ * Missing chunks are zero-filled in raw output, shown as "??" in a
+ * hexdump, and reported with their VA, the level/entry/entry GPA that
+ * stopped the walk and the kind (swap type and offset when known), or
+ * hole/beyond for data that is not in the file. Adjacent missing chunks
+ * with the same cause (e.g. the 512 chunks under one non-present PD entry)
+ * are reported as one range. With --wait the bytes come from one waiting
+ * read through the libuv binding (wait.c); the chunks still missing at the
+ * timeout are then described the same way, from a walk made after the
+ * read ended. Exit 1 when anything was missing.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,10 +27,14 @@
 #include "hexdump.h"
 #include "json.h"
 #include "options.h"
+#include "swapread/read.h"
 #include "swapread/swap.h"
 #include "wait.h"
 
 static const char* const cmd = "read";
+
+/* Chunks per sr_read_batch call: 2 MiB of 4 KiB chunks. */
+#define READ_WINDOW 512
 
 /* One run of missing bytes with a single cause. */
 typedef struct missing_s {
@@ -221,6 +227,84 @@ static int read_chunk(read_state_t* s, const sr_image_t* image, uint64_t va,
   }
   emit(s, NULL, (size_t)m.len, false);
   add_missing(s, &m);
+  return 0;
+}
+
+/* The batch of the synchronous read: up to cap chunks, their bytes laid
+ * one after the other in buf (cap * 4 KiB). When the window cannot be
+ * allocated, the one chunk of `one` is used instead (slower, the same
+ * output). */
+typedef struct window_s {
+  sr_batch_item_t* items;
+  unsigned char* buf;
+  size_t cap;
+  sr_batch_item_t one_item;
+  unsigned char one[4096];
+} window_t;
+
+/* A window for a read of nchunks chunks (at most READ_WINDOW). */
+static void window_init(window_t* win, uint64_t nchunks) {
+  win->cap = nchunks < READ_WINDOW ? (size_t)nchunks : READ_WINDOW;
+  win->items = malloc(win->cap * sizeof(*win->items));
+  win->buf = malloc(win->cap * SR_PAGE_4K);
+  if (win->cap <= 1 || win->items == NULL || win->buf == NULL) {
+    free(win->items);
+    free(win->buf);
+    win->items = &win->one_item;
+    win->buf = win->one;
+    win->cap = 1;
+  }
+}
+
+static void window_free(window_t* win) {
+  if (win->items == &win->one_item)
+    return;
+  free(win->items);
+  free(win->buf);
+}
+
+/* Length of the chunk at off of [va, va + len). */
+static uint64_t chunk_len(uint64_t va, uint64_t len, uint64_t off) {
+  uint64_t n = SR_PAGE_4K - ((va + off) & (SR_PAGE_4K - 1));
+  return n < len - off ? n : len - off;
+}
+
+/* Reads [va, va + len) into the outputs, up to win->cap chunks per
+ * sr_read_batch call. The bytes of the chunks it read go out in runs; a
+ * chunk it did not read (or every chunk of a call it refused) goes to
+ * read_chunk, which copies what it can and describes the rest, as without
+ * the batch. Returns 0, or read_chunk's SR_EINVAL. */
+static int read_batched(read_state_t* s, const sr_image_t* image, window_t* win,
+                        uint64_t va, uint64_t len) {
+  uint64_t off = 0;
+
+  while (off < len) {
+    size_t n, i, used = 0, run = 0;
+    int ok;
+
+    for (n = 0; n < win->cap && off + used < len; n++) {
+      sr_batch_item_t* it = &win->items[n];
+      it->gva = va + off + used;
+      it->len = (size_t)chunk_len(va, len, off + used);
+      it->buf = win->buf + used;
+      used += it->len;
+    }
+    ok = sr_read_batch(image, s->c->cr3, &s->c->walk, win->items, n);
+    for (i = 0; i < n; i++) {
+      const sr_batch_item_t* it = &win->items[i];
+      int err;
+      if (ok >= 0 && it->status == 0) {
+        run += it->len;
+        continue;
+      }
+      emit(s, (const unsigned char*)it->buf - run, run, true);
+      run = 0;
+      if ((err = read_chunk(s, image, it->gva, it->len, true)) != 0)
+        return err;
+    }
+    emit(s, win->buf + used - run, run, true);
+    off += used;
+  }
   return 0;
 }
 
@@ -439,20 +523,25 @@ int cli_cmd_read(int argc, char** argv) {
   }
 
   rc = CLI_OK;
-  for (off = 0, chunk = 0; off < len; chunk++) {
-    uint64_t cva = va + off;
-    uint64_t n = SR_PAGE_4K - (cva & (SR_PAGE_4K - 1));
-    if (n > len - off)
-      n = len - off;
-    if (bitmap && !cli_wait_chunk_missing(&w, chunk)) {
-      emit(&s, w.buf + off, (size_t)n, true);
-    } else if (read_chunk(&s, image, cva, (size_t)n, !bitmap) != 0) {
-      cli_error(cmd, "cr3 0x%" PRIx64 ": %s", c.cr3, sr_strerror(SR_EINVAL));
+  if (!bitmap) {
+    window_t win;
+    window_init(&win, ((va + (len - 1)) >> 12) - (va >> 12) + 1);
+    if (read_batched(&s, image, &win, va, len) != 0)
       rc = CLI_FAIL;
+    window_free(&win);
+  }
+  for (off = 0, chunk = 0; bitmap && off < len; chunk++) {
+    uint64_t n = chunk_len(va, len, off);
+    if (!cli_wait_chunk_missing(&w, chunk))
+      emit(&s, w.buf + off, (size_t)n, true);
+    else if (read_chunk(&s, image, va + off, (size_t)n, false) != 0)
+      rc = CLI_FAIL;
+    if (rc != CLI_OK)
       break;
-    }
     off += n;
   }
+  if (rc != CLI_OK)
+    cli_error(cmd, "cr3 0x%" PRIx64 ": %s", c.cr3, sr_strerror(SR_EINVAL));
   flush_missing(&s);
   if (s.hexdump)
     cli_hexdump_finish(&s.hd);
