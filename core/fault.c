@@ -28,13 +28,6 @@
 
 #include "fault.h"
 
-#if defined(__GNUC__)
-/* Static TLS: reading it from the signal handler never allocates. */
-#define SR__TLS_MODEL __attribute__((tls_model("initial-exec")))
-#else
-#define SR__TLS_MODEL
-#endif
-
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The handler ours replaced, published through an atomic pointer into one
@@ -44,9 +37,8 @@ static struct sigaction prev_slot[2];
 static _Atomic(const struct sigaction*) prev_action;
 static int prev_next;
 
-/* The innermost scope of this thread, or NULL. volatile: the handler reads
- * it on the same thread, between any two instructions. */
-static _Thread_local sr__fault_scope_t* volatile current SR__TLS_MODEL;
+/* See fault.h. */
+_Thread_local sr__fault_scope_t* volatile sr__fault_current SR__TLS_MODEL;
 
 /* Sent with kill()/sigqueue()/raise() rather than raised by a fault. */
 static int sent_by_user(const siginfo_t* info) {
@@ -89,10 +81,10 @@ static void chain(int sig, siginfo_t* info, void* uctx) {
 }
 
 static void on_sigbus(int sig, siginfo_t* info, void* uctx) {
-  sr__fault_scope_t* scope = current;
+  sr__fault_scope_t* scope = sr__fault_current;
 
   if (scope != NULL) {
-    current = scope->prev;
+    sr__fault_current = scope->prev;
     atomic_signal_fence(memory_order_seq_cst);
     siglongjmp(scope->env, 1);
   }
@@ -164,23 +156,4 @@ int sr__fault_init(void) {
 out_unlock:
   pthread_mutex_unlock(&install_lock);
   return err;
-}
-
-/* Pushes scope on this thread's stack. SR__FAULT_CATCH(scope) must have run
- * in the caller's frame just before. */
-void sr__fault_enter(sr__fault_scope_t* scope) {
-  assert(scope != NULL);
-  scope->prev = current;
-  atomic_signal_fence(memory_order_seq_cst);
-  current = scope;
-  atomic_signal_fence(memory_order_seq_cst);
-}
-
-/* Pops scope, which must be the innermost one of this thread. */
-void sr__fault_leave(sr__fault_scope_t* scope) {
-  assert(scope != NULL);
-  assert(current == scope);
-  atomic_signal_fence(memory_order_seq_cst);
-  current = scope->prev;
-  atomic_signal_fence(memory_order_seq_cst);
 }

@@ -158,6 +158,45 @@ static int build_layout(sr_image_t* image, const sr_layout_t* layout) {
   return SR_EINVAL;
 }
 
+/* The bytes of seg that lie inside the first `size` bytes of the file,
+ * rounded down to a multiple of 8 (see sr__flat_t); 0 for a segment the
+ * lean path does not use. */
+static uint64_t flat_len(const sr_segment_t* seg, uint64_t size) {
+  uint64_t n;
+
+  if (seg->file_off >= size || seg->gpa % 8 != 0 || seg->file_off % 8 != 0)
+    return 0;
+  n = seg->len < size - seg->file_off ? seg->len : size - seg->file_off;
+  return n & ~UINT64_C(7);
+}
+
+/* Fills image->flat with the SR__NFLAT largest segments (ties: the lower
+ * GPA); one whose GPA or file offset is not 8-aligned stays unused (its
+ * entries would be misaligned loads). Needs seg, file_size and base. */
+static void flat_init(sr_image_t* image) {
+  size_t i, k, pick[SR__NFLAT];
+  size_t n = 0;
+
+  for (i = 0; i < image->nseg; i++) {
+    for (k = n; k > 0 && image->seg[pick[k - 1]].len < image->seg[i].len; k--)
+      if (k < SR__NFLAT)
+        pick[k] = pick[k - 1];
+    if (k < SR__NFLAT) {
+      pick[k] = i;
+      if (n < SR__NFLAT)
+        n++;
+    }
+  }
+  memset(image->flat, 0, sizeof(image->flat));
+  for (k = 0; k < n; k++) {
+    const sr_segment_t* seg = &image->seg[pick[k]];
+    sr__flat_t* f = &image->flat[k];
+    f->gpa = seg->gpa;
+    f->len = flat_len(seg, image->file_size);
+    f->p = f->len != 0 ? image->base + seg->file_off : image->base;
+  }
+}
+
 /* Takes ownership of fd (closed on error). Checks the file type, maps the
  * file and builds the layout. */
 static int open_owned_fd(sr_image_t** out, int fd, const sr_layout_t* layout) {
@@ -218,6 +257,7 @@ static int open_owned_fd(sr_image_t** out, int fd, const sr_layout_t* layout) {
     goto err_free_image;
   }
   image->base = base;
+  flat_init(image);
   *out = image;
   return 0;
 
@@ -420,19 +460,35 @@ int sr__image_load64(const sr_image_t* image, uint64_t gpa, uint64_t* value) {
   return gather64(image, gpa, value);
 }
 
+/* Lowers *v to at most `to` (never raises it, whatever other threads
+ * store meanwhile). */
+static void lower_to(uint64_t* v, uint64_t to) {
+  uint64_t cur = __atomic_load_n(v, __ATOMIC_RELAXED);
+
+  while (to < cur &&
+         !__atomic_compare_exchange_n(v, &cur, to, true, __ATOMIC_RELAXED,
+                                      __ATOMIC_RELAXED)) {
+  }
+}
+
 /* See image_internal.h. fstat may fail (then nothing changes); the size
- * only ever goes down. */
+ * and the flat extents only ever go down. */
 void sr__image_note_fault(const sr_image_t* image) {
   sr_image_t* mut = (sr_image_t*)image; /* heap object, never const */
   struct stat st;
   uint64_t now;
+  size_t k;
 
   assert(image != NULL);
   if (fstat(image->fd, &st) != 0 || st.st_size < 0)
     return;
   now = (uint64_t)st.st_size;
-  if (now < usable_size(image))
-    __atomic_store_n(&mut->file_size, now, __ATOMIC_RELAXED);
+  lower_to(&mut->file_size, now);
+  for (k = 0; k < SR__NFLAT; k++) {
+    /* a used extent starts at file offset p - base (see flat_init) */
+    uint64_t off = (uint64_t)(image->flat[k].p - image->base);
+    lower_to(&mut->flat[k].len, off < now ? (now - off) & ~UINT64_C(7) : 0);
+  }
 }
 
 /* The copy loop; runs inside the caller's fault scope. *progress counts

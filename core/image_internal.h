@@ -7,6 +7,19 @@
 
 #include "swapread/image.h"
 
+/* One segment as the lean read path of core/read.c sees it: GPAs
+ * [gpa, gpa + len) live at p + (gpa - this gpa). gpa and len are multiples
+ * of 8 (an 8-aligned entry is inside if its first byte is); len is clipped
+ * to the usable file size and lowered with it by sr__image_note_fault
+ * (load it with __atomic_load_n); 0 when unused. */
+typedef struct sr__flat_s {
+  uint64_t gpa;
+  uint64_t len;
+  const unsigned char* p;
+} sr__flat_t;
+
+#define SR__NFLAT 2
+
 struct sr_image_s {
   int fd;                    /* our dup, O_RDONLY */
   const unsigned char* base; /* PROT_READ, MAP_SHARED, map_len bytes */
@@ -15,6 +28,7 @@ struct sr_image_s {
   sr_layout_kind_t kind;     /* RAW, SEGMENTS, PC, Q35 or ELF */
   sr_segment_t* seg;         /* sorted, validated; nseg >= 1 unless empty */
   size_t nseg;
+  sr__flat_t flat[SR__NFLAT]; /* the largest segments, largest first */
 };
 
 /* Where gpa lands: 0 and *p (valid for *run bytes, never past the file
@@ -28,7 +42,8 @@ int sr__image_locate(const sr_image_t* image, uint64_t gpa,
 int sr__image_load64(const sr_image_t* image, uint64_t gpa, uint64_t* value);
 
 /* Called after a fault was caught while reading `image`: re-reads the file
- * size so that later reads report SR_EBEYOND without touching the pages. */
+ * size so that later reads report SR_EBEYOND without touching the pages
+ * (the usable size and every flat[].len only ever go down). */
 void sr__image_note_fault(const sr_image_t* image);
 
 /* core/layout.c: 0 if seg[0..nseg) is sorted by gpa, non-overlapping,

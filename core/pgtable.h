@@ -35,6 +35,10 @@
 /* Entry address bits for a table or 4K leaf (52-bit architectural max). */
 #define SR__ADDR_MASK UINT64_C(0x000ffffffffff000)
 #define SR__CR3_MASK SR__ADDR_MASK
+/* Reserved bits of a large leaf (below its frame, above PAT at bit 12):
+ * bits 13..29 of a 1G leaf, bits 13..20 of a 2M leaf. */
+#define SR__RSVD_1G UINT64_C(0x000000003fffe000)
+#define SR__RSVD_2M UINT64_C(0x00000000001fe000)
 
 /* VA bits consumed per level: index = (va >> SR__SHIFT(level)) & 511. */
 #define SR__SHIFT(level) (12 + 9 * ((level)-1))

@@ -21,10 +21,7 @@
 #include "walk.h"
 
 bool sr_gva_canonical(uint64_t gva, sr_paging_t paging) {
-  unsigned bits = paging == SR_PAGING_5LEVEL ? 57 : 48;
-  uint64_t ext = (uint64_t)((int64_t)(gva << (64 - bits)) >> (64 - bits));
-
-  return ext == gva;
+  return sr__gva_canonical(gva, paging == SR_PAGING_5LEVEL ? 5 : 4);
 }
 
 /* Walks from the table at `table` (level cfg->top_level) for out->gva and
@@ -96,18 +93,14 @@ static int translate(const sr_image_t* image, uint64_t cr3,
                      const sr_walk_opts_t* opts, sr_translation_t* out) {
   sr__walk_cfg_t cfg;
   sr__fault_scope_t scope;
-  sr_paging_t paging;
-  uint64_t root;
   int rc;
 
   if (image == NULL || sr__walk_config(opts, &cfg) != 0)
     return SR_EINVAL;
   out->top_level = cfg.top_level;
-  root = cr3 & SR__CR3_MASK;
-  if ((root & ~cfg.phys_mask) != 0)
+  if (((cr3 & SR__CR3_MASK) & ~cfg.phys_mask) != 0)
     return SR_EINVAL;
-  paging = cfg.top_level == 5 ? SR_PAGING_5LEVEL : SR_PAGING_4LEVEL;
-  if (!sr_gva_canonical(out->gva, paging))
+  if (!sr__gva_canonical(out->gva, cfg.top_level))
     return SR_ENONCANON;
 
   if (SR__FAULT_CATCH(&scope)) {
@@ -120,7 +113,7 @@ static int translate(const sr_image_t* image, uint64_t cr3,
     return SR_EBEYOND;
   }
   sr__fault_enter(&scope);
-  rc = walk(image, &cfg, root, out);
+  rc = walk(image, &cfg, cr3 & SR__CR3_MASK, out);
   sr__fault_leave(&scope);
   return rc;
 }

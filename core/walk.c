@@ -17,39 +17,6 @@
 #include "pgtable.h"
 #include "walk.h"
 
-#define RSVD_1G UINT64_C(0x000000003fffe000) /* bits 13..29 of a 1G leaf */
-#define RSVD_2M UINT64_C(0x00000000001fe000) /* bits 13..20 of a 2M leaf */
-
-/* Validates opts (NULL: 4-level, Linux, no flags, MAXPHYADDR 52) into
- * *cfg. Returns 0, or SR_EINVAL for an unknown paging mode, OS or flag,
- * or a maxphyaddr that is neither 0 nor in 36..52. */
-int sr__walk_config(const sr_walk_opts_t* opts, sr__walk_cfg_t* cfg) {
-  sr_walk_opts_t def = {SR_PAGING_4LEVEL, SR_OS_LINUX, 0, 0};
-  unsigned maxphy;
-
-  assert(cfg != NULL);
-  if (opts == NULL)
-    opts = &def;
-  if (opts->paging != SR_PAGING_4LEVEL && opts->paging != SR_PAGING_5LEVEL)
-    return SR_EINVAL;
-  if (opts->os != SR_OS_LINUX && opts->os != SR_OS_WINDOWS)
-    return SR_EINVAL;
-  if ((opts->flags & ~(uint32_t)SR_WALK_RESIDENT) != 0)
-    return SR_EINVAL;
-  maxphy = opts->maxphyaddr == 0 ? 52 : opts->maxphyaddr;
-  if (maxphy < 36 || maxphy > 52)
-    return SR_EINVAL;
-
-  cfg->top_level = opts->paging == SR_PAGING_5LEVEL ? 5 : 4;
-  cfg->phys_mask = SR__PHYS_MASK(maxphy);
-  /* Bits maxphy..51: the architectural address field minus what this CPU
-   * implements. Zero when maxphy == 52. */
-  cfg->rsvd_mask = SR__ADDR_MASK & ~cfg->phys_mask;
-  cfg->os = opts->os;
-  cfg->flags = opts->flags;
-  return 0;
-}
-
 /* A resident non-present entry (SR_WALK_RESIDENT) as a TABLE or LEAF, or
  * NOTPRESENT. Linux PROT_NONE is a 4K leaf at level 1 and a 2M leaf at
  * level 2 (sr_pte_classify accepts it only with PS there); a Windows
@@ -108,10 +75,10 @@ sr__entry_class_t sr__entry_decode(const sr__walk_cfg_t* cfg, uint64_t entry,
   } else if (level >= 4) {
     cls = SR__ENTRY_BAD; /* no 512 GiB pages */
   } else if (level == 3) {
-    cls = (entry & RSVD_1G) != 0 ? SR__ENTRY_BAD : SR__ENTRY_LEAF;
+    cls = (entry & SR__RSVD_1G) != 0 ? SR__ENTRY_BAD : SR__ENTRY_LEAF;
     a = entry & cfg->phys_mask & ~(SR_PAGE_1G - 1);
   } else {
-    cls = (entry & RSVD_2M) != 0 ? SR__ENTRY_BAD : SR__ENTRY_LEAF;
+    cls = (entry & SR__RSVD_2M) != 0 ? SR__ENTRY_BAD : SR__ENTRY_LEAF;
     a = entry & cfg->phys_mask & ~(SR_PAGE_2M - 1);
   }
   // NOLINTEND(bugprone-branch-clone)

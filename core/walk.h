@@ -7,6 +7,9 @@
 #ifndef SR_WALK_H
 #define SR_WALK_H
 
+#include <assert.h>
+
+#include "pgtable.h"
 #include "swapread/translate.h"
 
 typedef struct sr__walk_cfg_s {
@@ -24,8 +27,50 @@ typedef enum sr__entry_class_e {
   SR__ENTRY_BAD         /* reserved bits, PS where not allowed, ... */
 } sr__entry_class_t;
 
-/* Validates opts (NULL: defaults) into *cfg: 0 or SR_EINVAL. */
-int sr__walk_config(const sr_walk_opts_t* opts, sr__walk_cfg_t* cfg);
+/* Validates opts (NULL: 4-level, Linux, no flags, MAXPHYADDR 52) into
+ * *cfg. Returns 0, or SR_EINVAL for an unknown paging mode, OS or flag,
+ * or a maxphyaddr that is neither 0 nor in 36..52. Inline: the reads call
+ * it once per call, and with opts NULL it folds to constants. */
+static inline int sr__walk_config(const sr_walk_opts_t* opts,
+                                  sr__walk_cfg_t* cfg) {
+  unsigned maxphy;
+
+  assert(cfg != NULL);
+  if (opts == NULL) {
+    cfg->top_level = 4;
+    cfg->phys_mask = SR__PHYS_MASK(52);
+    cfg->rsvd_mask = 0;
+    cfg->os = SR_OS_LINUX;
+    cfg->flags = 0;
+    return 0;
+  }
+  if (opts->paging != SR_PAGING_4LEVEL && opts->paging != SR_PAGING_5LEVEL)
+    return SR_EINVAL;
+  if (opts->os != SR_OS_LINUX && opts->os != SR_OS_WINDOWS)
+    return SR_EINVAL;
+  if ((opts->flags & ~(uint32_t)SR_WALK_RESIDENT) != 0)
+    return SR_EINVAL;
+  maxphy = opts->maxphyaddr == 0 ? 52 : opts->maxphyaddr;
+  if (maxphy < 36 || maxphy > 52)
+    return SR_EINVAL;
+
+  cfg->top_level = opts->paging == SR_PAGING_5LEVEL ? 5 : 4;
+  cfg->phys_mask = SR__PHYS_MASK(maxphy);
+  /* Bits maxphy..51: the architectural address field minus what this CPU
+   * implements. Zero when maxphy == 52. */
+  cfg->rsvd_mask = SR__ADDR_MASK & ~cfg->phys_mask;
+  cfg->os = opts->os;
+  cfg->flags = opts->flags;
+  return 0;
+}
+
+/* Whether gva is canonical for a walk from top_level (4: 48 bits, 5: 57):
+ * bits 63..bits-1 all equal. */
+static inline bool sr__gva_canonical(uint64_t gva, int top_level) {
+  unsigned bits = top_level == 5 ? 57 : 48;
+
+  return (uint64_t)((int64_t)(gva << (64 - bits)) >> (64 - bits)) == gva;
+}
 
 /* Decodes `entry` found at `level` (1..5). With SR_WALK_RESIDENT, a
  * resident non-present entry is a LEAF or TABLE with *resident = true.

@@ -12,14 +12,12 @@
 
 #include "internal.h"
 
+/* The walk options as every walk of core/ checks them: decoding any entry
+ * with them fails only for bad options. */
 static bool walk_opts_valid(const sr_walk_opts_t* w) {
-  if (w->paging != SR_PAGING_4LEVEL && w->paging != SR_PAGING_5LEVEL)
-    return false;
-  if (w->os != SR_OS_LINUX && w->os != SR_OS_WINDOWS)
-    return false;
-  if ((w->flags & ~(uint32_t)SR_WALK_RESIDENT) != 0)
-    return false;
-  return w->maxphyaddr == 0 || (w->maxphyaddr >= 36 && w->maxphyaddr <= 52);
+  sr_entry_info_t info;
+
+  return sr_entry_decode(0, SR_LEVEL_PT, w, &info) == 0;
 }
 
 int sr_swap_new(sr_swap_t** out, sr_image_t* image,

@@ -10,7 +10,11 @@
  * 1 GiB region, not per chunk). If all chunks are in, the read
  * completes synchronously; if some are missing it becomes PENDING; any
  * permanent failure (hole, beyond the file, bad entry) or SR_ENOMEM undoes
- * everything it filed: nothing queued, no callback, no dtor. Limits: at
+ * everything it filed: nothing queued, no callback, no dtor. A read inside
+ * one chunk (without SR_READ_JOIN) first tries one sr_read_virt, before
+ * validation and before any transaction exists (no allocation): a present
+ * chunk completes there; otherwise the usual path validates it and walks
+ * it again. Limits: at
  * most UINT32_MAX - 1 chunks per read; the buffer may hold bytes of
  * chunks that were copied but not accepted until the read completes.
  */
@@ -18,6 +22,12 @@
 
 #include "internal.h"
 #include "swapread/read.h"
+
+#if defined(__GNUC__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
 
 static bool same_leaf(const sr_translation_t* a, const sr_translation_t* b) {
   return a->status == 0 && b->status == 0 && a->gpa == b->gpa &&
@@ -224,6 +234,61 @@ static void fill_sync(sr_swap_done_t* sync, const sr_swap_req_t* req,
   }
 }
 
+/* The stats of a read that completed inside sr_swap_read without a
+ * transaction (one chunk, copied). */
+static void count_read_now(sr_swap_t* swap) {
+  swap->st.reads++;
+  swap->st.sync_completions++;
+  swap->st.chunks_copied++;
+}
+
+/* read_now with *sync to fill: as a transaction fills it. Not inlined:
+ * its sr_vread_t stays off sr_swap_read's frame. */
+static NOINLINE bool read_now_sync(sr_swap_t* swap, const sr_swap_req_t* req,
+                                   uint64_t root, sr_swap_done_t* sync) {
+  sr_vread_t vr;
+
+  if (sr_read_virt(swap->image, root, &swap->opts.walk, req->gva, req->buf,
+                   req->len, &vr) != 0)
+    return false;
+  count_read_now(swap);
+  fill_sync(sync, req, NULL, 0);
+  sync->flags = ((vr.prot & SR_PROT_NX) ? SR_DONE_NX : 0) |
+                (vr.resident ? SR_DONE_RESIDENT : 0);
+  sync->gpa = vr.gpa;
+  sync->nchunks = 1;
+  return true;
+}
+
+/* A read inside one chunk, without SR_READ_JOIN, tried before validation
+ * and before any transaction exists: one sr_read_virt (its lean path
+ * walks, copies and revalidates the chunk; it rejects a non-canonical
+ * address itself). true if it completed (stats counted, *sync filled as
+ * the transaction path fills it); false for anything else (a longer read,
+ * a join, a bad argument, a chunk not present, an error, a test's copy
+ * hook), with nothing counted: the usual path then decides. */
+static inline bool read_now(sr_swap_t* swap, const sr_swap_req_t* req,
+                            sr_swap_done_t* sync) {
+  uint64_t root = req->cr3;
+
+  if (req->buf == NULL ||
+      (uint64_t)req->len - 1 >= SR__CHUNK - (req->gva & (SR__CHUNK - 1)) ||
+      (req->flags & ~(uint32_t)SR_READ_PARTIAL) != 0 || swap->copy_hook != NULL)
+    return false;
+  if (root == SR_CR3_KERNEL) {
+    root = swap->opts.kernel_cr3;
+    if (root == 0)
+      return false;
+  }
+  if (sync != NULL)
+    return read_now_sync(swap, req, root, sync);
+  if (sr_read_virt(swap->image, root, &swap->opts.walk, req->gva, req->buf,
+                   req->len, NULL) != 0)
+    return false;
+  count_read_now(swap);
+  return true;
+}
+
 /* Sets the caller's fields of NEW txn t from the request. */
 static void set_caller(sr__txn_t* t, const sr_swap_req_t* req, uint64_t root,
                        sr_swap_cb cb, void* data, sr_swap_dtor dtor,
@@ -274,20 +339,26 @@ static int join(sr_swap_t* swap, uint32_t leader, const sr_swap_req_t* req,
   return go_pending(swap, slot, req, now_ns, handle);
 }
 
-int sr_swap_read(sr_swap_t* swap, const sr_swap_req_t* req, uint64_t now_ns,
-                 sr_swap_cb cb, void* data, sr_swap_dtor dtor,
-                 sr_swap_handle_t* handle, sr_swap_done_t* sync) {
+/* sr_swap_read without an engine, a request or a callback: SR_EINVAL.
+ * Not inlined (its empty request stays off sr_swap_read's frame). */
+static NOINLINE int reject_null(const sr_swap_req_t* req,
+                                sr_swap_done_t* sync) {
+  fill_sync(sync, req != NULL ? req : &(sr_swap_req_t){0}, NULL, SR_EINVAL);
+  return SR_EINVAL;
+}
+
+/* sr_swap_read for what read_now did not complete: validation, a join,
+ * or a transaction (reserved, walked, then completed or pending). Not
+ * inlined: sr_swap_read stays small for the one-chunk reads. */
+static NOINLINE int read_txn(sr_swap_t* swap, const sr_swap_req_t* req,
+                             uint64_t now_ns, sr_swap_cb cb, void* data,
+                             sr_swap_dtor dtor, sr_swap_handle_t* handle,
+                             sr_swap_done_t* sync) {
   uint32_t nchunks, slot, leader, stop;
   uint64_t root;
   sr__txn_t* t;
   int rc;
 
-  if (handle != NULL)
-    handle->id = 0;
-  if (swap == NULL || req == NULL || cb == NULL) {
-    fill_sync(sync, req != NULL ? req : &(sr_swap_req_t){0}, NULL, SR_EINVAL);
-    return SR_EINVAL;
-  }
   rc = validate(swap, req, &root, &nchunks);
   if (rc != 0)
     goto err_count;
@@ -346,4 +417,18 @@ err_count:
   fill_sync(sync, req, NULL, rc);
   swap->st.rejected++;
   return rc;
+}
+
+int sr_swap_read(sr_swap_t* swap, const sr_swap_req_t* req, uint64_t now_ns,
+                 sr_swap_cb cb, void* data, sr_swap_dtor dtor,
+                 sr_swap_handle_t* handle, sr_swap_done_t* sync) {
+  if (handle != NULL)
+    handle->id = 0;
+  if (swap == NULL || req == NULL || cb == NULL)
+    return reject_null(req, sync);
+  /* One chunk, present: done without a transaction. Otherwise (or when
+   * it is not present) the transaction's walk reads it again. */
+  if (read_now(swap, req, sync))
+    return 0;
+  return read_txn(swap, req, now_ns, cb, data, dtor, handle, sync);
 }

@@ -87,6 +87,76 @@ static void test_read_sync_without_sync_out(void** state) {
   assert_untouched(r);
 }
 
+/* A read inside one chunk completes before any transaction exists: with
+ * every allocation of the engine failing it still completes, allocates
+ * nothing, and reports what a transaction would (status, flags, GPA, one
+ * chunk, no kinds, no fail_gva; the stats of one synchronous read); NX and
+ * 2M leaves too. A chunk that is not present still goes pending. */
+static void test_read_one_chunk_needs_no_transaction(void** state) {
+  swapfx_t* fx = *state;
+  swapfx_alloc_t* a = calloc(1, sizeof(*a));
+  sr_swap_opts_t opts;
+  swapfx_rec_t* r;
+  sr_swap_stats_t st;
+  uint64_t frame, big;
+
+  assert_non_null(a);
+  fx->user = a; /* freed by the fixture after the engine */
+  swapfx_alloc_init(a);
+  memset(&opts, 0, sizeof(opts));
+  opts.allocator = &a->hook;
+  engine_with(fx, &opts);
+  assert_int_equal(swapfx_map(fx, fx->cr3, VA, 2 * K4, K4, RWU, SEED), 0);
+  assert_int_equal(
+      swapfx_map(fx, fx->cr3, VA + M2, K4, K4, RWU | SR_PROT_NX, SEED), 0);
+  assert_int_equal(swapfx_map(fx, fx->cr3, VA + 2 * M2, M2, M2, RWU, SEED), 0);
+  frame = swapfx_frame(fx, fx->cr3, VA + K4, 1);
+  big = swapfx_frame(fx, fx->cr3, VA + 2 * M2, 2);
+
+  a->fail_all = true;
+  assert_int_equal(swapfx_read_new(fx, &r, fx->cr3, VA + K4 + 8, 8, 0, 0), 0);
+  assert_bytes(r, SEED);
+  assert_int_equal(r->sync.status, 0);
+  assert_int_equal(r->sync.flags, 0);
+  assert_int_equal(r->sync.cr3, fx->cr3);
+  assert_int_equal(r->sync.gva, VA + K4 + 8);
+  assert_int_equal(r->sync.len, 8);
+  assert_ptr_equal(r->sync.buf, r->buf);
+  assert_int_equal(r->sync.gpa, frame + 8);
+  assert_int_equal(r->sync.nchunks, 1);
+  assert_int_equal(r->sync.kinds_seen, 0);
+  assert_int_equal(r->sync.fail_gva, 0);
+  assert_int_equal(a->failed, 0);
+  st = swapfx_stats(fx);
+  assert_int_equal(st.reads, 1);
+  assert_int_equal(st.sync_completions, 1);
+  assert_int_equal(st.chunks_copied, 1);
+  assert_int_equal(st.rejected, 0);
+  assert_int_equal(st.pending, 0);
+
+  /* a whole chunk, NX; a piece of a 2M leaf */
+  assert_int_equal(swapfx_read_new(fx, &r, fx->cr3, VA + M2, K4, 0, 0), 0);
+  assert_bytes(r, SEED);
+  assert_int_equal(r->sync.flags, SR_DONE_NX);
+  assert_int_equal(
+      swapfx_read_new(fx, &r, fx->cr3, VA + 2 * M2 + 5 * K4 + 3, 100, 0, 0), 0);
+  assert_bytes(r, SEED);
+  assert_int_equal(r->sync.gpa, big + 5 * K4 + 3);
+  assert_int_equal(a->failed, 0);
+  assert_int_equal(swapfx_stats(fx).sync_completions, 3);
+
+  /* not present: the transaction path, which now needs memory */
+  a->fail_all = false;
+  assert_int_equal(swapfx_out_swap(fx, fx->cr3, VA, 1, 7), 0);
+  assert_int_equal(swapfx_read_new(fx, &r, fx->cr3, VA + 8, 8, 0, 0),
+                   SR_PENDING);
+  assert_int_equal(swapfx_stats(fx).pending, 1);
+  assert_int_equal(swapfx_in(fx, fx->cr3, VA, 1), 0);
+  assert_int_equal(swapfx_poll(fx, NULL), 1);
+  assert_once(r, 0);
+  assert_bytes(r, SEED);
+}
+
 static void test_read_partly_present_pending_then_page_in(void** state) {
   swapfx_t* fx = *state;
   swapfx_rec_t* r;
@@ -852,6 +922,8 @@ static void test_read_allocator_and_enomem(void** state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_read_all_present_completes_sync,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_read_one_chunk_needs_no_transaction,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_sync_without_sync_out, setup,
                                       teardown),
