@@ -87,7 +87,7 @@ static void build_layout(fixture_t* fx, bool raw) {
                                       {64 * MIB, 64 * MIB, 32 * MIB}};
   sr_kit_opts_t opts;
   sr_pte_info_t info;
-  uint64_t rw_u = SR_PROT_W | SR_PROT_U, e;
+  uint64_t rw_u = SR_PROT_W | SR_PROT_U;
 
   memset(&opts, 0, sizeof(opts));
   if (raw) {
@@ -1017,7 +1017,7 @@ static void test_read_virt_reserved_bits(void** state) {
   fixture_t fx;
   int k;
   sr_kit_opts_t opts;
-  uint64_t e, off, rw_u = SR_PROT_W | SR_PROT_U;
+  uint64_t off, rw_u = SR_PROT_W | SR_PROT_U;
 
   (void)state;
   memset(&fx, 0, sizeof(fx));
