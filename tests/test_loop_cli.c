@@ -687,6 +687,8 @@ static void build_holey(fixture_t* f, holey_t* h) {
 }
 
 /* Appends printf output to the string buf of size n. */
+static void catf(char* buf, size_t n, const char* fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void catf(char* buf, size_t n, const char* fmt, ...) {
   size_t used = strlen(buf);
   va_list ap;
