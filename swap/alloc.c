@@ -73,7 +73,8 @@ void sr__free(sr_swap_t* swap, void* ptr, size_t size) {
 #define GROW_SLOW 4096u
 
 /* Makes *arr (of *cap elements of elem bytes) hold at least need elements:
- * at least 16, doubling below GROW_SLOW elements and 1.5x above. 0, or SR_ENOMEM with *arr and *cap unchanged. */
+ * at least 16, doubling below GROW_SLOW elements and 1.5x above. 0, or
+ * SR_ENOMEM with *arr and *cap unchanged. */
 int sr__array_grow(sr_swap_t* swap, void** arr, uint32_t* cap, uint32_t need,
                    size_t elem) {
   uint64_t ncap;

@@ -851,9 +851,9 @@ static void test_read_virt_stops_at_canonical_hole(void** state) {
   opts.size = 8 * MIB;
   assert_int_equal(sr_kit_create(&kit, &opts), 0);
   assert_int_equal(sr_kit_new_space(kit, SR_PAGING_4LEVEL, &cr3), 0);
-  assert_int_equal(sr_kit_map(kit, cr3, user_top, 4096, SR_PAGE_4K,
-                              SR_PROT_W | SR_PROT_U),
-                   0);
+  assert_int_equal(
+      sr_kit_map(kit, cr3, user_top, 4096, SR_PAGE_4K, SR_PROT_W | SR_PROT_U),
+      0);
   assert_int_equal(sr_kit_map(kit, cr3, kbase, 2 * 4096, SR_PAGE_4K, 0), 0);
   assert_int_equal(sr_kit_fill(kit, cr3, user_top, 4096, SEED), 0);
   assert_int_equal(sr_kit_fill(kit, cr3, kbase, 2 * 4096, SEED), 0);

@@ -1466,8 +1466,9 @@ static void test_cli_watch_whole_space(void** state) {
   assert_contains(line, "\"event\":\"unmapped\"");
   snprintf(want, sizeof(want), "\"va\":\"%s\",\"size\":4096", va_s);
   assert_contains(line, want);
-  assert_contains(line, "\"kind\":\"linux-swap\",\"swap_type\":1,"
-                        "\"swap_offset\":67");
+  assert_contains(line,
+                  "\"kind\":\"linux-swap\",\"swap_type\":1,"
+                  "\"swap_offset\":67");
   /* one "kind" per object: the old side is "present" without one */
   assert_null(strstr(strstr(line, "\"kind\"") + 1, "\"kind\""));
   assert_int_equal(sr_kit_page_in(f->kit, f->cr3_value, PAGE(P_DATA1), 1), 0);
@@ -1560,8 +1561,8 @@ static void test_cli_wait_watch_demo_usage_exit_2(void** state) {
       {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=abc", NULL},
       {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--alive", "1=2",
        NULL}, /* without --wait */
-      {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=1s",
-       "--alive", "0x1000", NULL}, /* no =VALUE */
+      {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=1s", "--alive",
+       "0x1000", NULL}, /* no =VALUE */
       {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=5x", NULL},
       {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=", NULL},
       {"read", "IMG", "--cr3", "0x1000", "0x1000", "1", "--wait=0s", NULL},

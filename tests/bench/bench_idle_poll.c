@@ -324,9 +324,8 @@ static void run_case(world_t* w, const case_t* cs, result_t* res) {
       "poll(s) %.0f us, poll %.2f ns/entry, baseline %.2f ns/entry, "
       "heap %zu B (%.1f B/chunk, %.0f B/txn)",
       cs->name, cs->nchunks, nentries, cs->ntxn, setup_ns / 1e6, t.inner,
-      first_ns / 1e3,
-      poll.med * 1e3 / nentries, base.med * 1e3 / nentries, res->heap,
-      (double)res->heap / cs->nchunks, (double)res->heap / cs->ntxn);
+      first_ns / 1e3, poll.med * 1e3 / nentries, base.med * 1e3 / nentries,
+      res->heap, (double)res->heap / cs->nchunks, (double)res->heap / cs->ntxn);
 
   snprintf(name, sizeof(name), "%s: %u chunks, %u entries, %u txns", cs->name,
            cs->nchunks, nentries, cs->ntxn);
