@@ -11,9 +11,9 @@
  *   kept by the image and lowered with its usable size after a fault: one
  *   compare per load), copies len bytes (no call for up to 16), then
  *   re-reads every entry of the walk; out, when not NULL, is filled only
- *   on success. Its cost per call is the sigsetjmp of the fault scope and
- *   about a hundred instructions, so that the independent loads of
- *   consecutive calls overlap in the CPU;
+ *   on success. About 150 instructions, plus about 80 for the call, the
+ *   fault scope and its sigsetjmp: the fewer, the more of the next call's
+ *   independent loads the CPU starts before this call's misses return;
  * - the fast paths, under one fault scope, GPAs resolved through the flat
  *   extents or a cached extent of the image instead of a segment search
  *   per load: sr_read_virt walks the upper levels once per leaf table and
