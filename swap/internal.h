@@ -327,9 +327,11 @@ static inline size_t sr__bitmap_words(uint32_t nchunks) {
 
 /* read.c: walks chunks [lo, hi] of work txn t: accepts present chunks
  * (copy, then re-walk), files the others. 0; a permanent error
- * (t->fail_gva set); or SR_ENOMEM with *stop = first chunk not handled. */
+ * (t->fail_gva set); or SR_ENOMEM with *stop = first chunk not handled.
+ * lo_failed: the caller's sr_read_virt of chunk lo just failed, so chunk
+ * lo is walked with sr_translate at once (not copied again first). */
 int sr__txn_walk(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
-                 uint32_t* stop);
+                 uint32_t* stop, bool lo_failed);
 
 /* scan.c: phase 1 of a poll; queues changed records on heads[level - 1]
  * and returns how many records it compared. */

@@ -102,7 +102,7 @@ static void process(sr_swap_t* swap, uint32_t rid, sr__list_t* done) {
       sr__waiter_put(swap, wid);
       continue;
     }
-    rc = sr__txn_walk(swap, t, swap->w[wid].lo, swap->w[wid].hi, &stop);
+    rc = sr__txn_walk(swap, t, swap->w[wid].lo, swap->w[wid].hi, &stop, false);
     if (rc == SR_ENOMEM) {
       /* Keep what is left under its record (busy, so still there);
        * retry next poll. */

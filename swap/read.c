@@ -13,10 +13,11 @@
  * everything it filed: nothing queued, no callback, no dtor. A read inside
  * one chunk (without SR_READ_JOIN) first tries one sr_read_virt, before
  * validation and before any transaction exists (no allocation): a present
- * chunk completes there; otherwise the usual path validates it and walks
- * it again. Limits: at
- * most UINT32_MAX - 1 chunks per read; the buffer may hold bytes of
- * chunks that were copied but not accepted until the read completes.
+ * chunk completes there; otherwise the usual path validates it and its
+ * walk takes that chunk with sr_translate at once (it is not copied a
+ * second time). Limits: at most UINT32_MAX - 1 chunks per read; the buffer may
+ * hold bytes of chunks that were copied but not accepted until the read
+ * completes.
  */
 #include <string.h>
 
@@ -118,7 +119,7 @@ static uint32_t fast_copy(sr_swap_t* swap, sr__txn_t* t, uint32_t i,
 }
 
 int sr__txn_walk(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
-                 uint32_t* stop) {
+                 uint32_t* stop, bool lo_failed) {
   sr_translation_t a, b;
   uint32_t i, next, last;
   unsigned attempts;
@@ -130,7 +131,7 @@ int sr__txn_walk(sr_swap_t* swap, sr__txn_t* t, uint32_t lo, uint32_t hi,
   for (i = lo; i <= hi; i = next) {
     assert(sr__bit_get(t->bits, i));
     rc = 1;
-    if (swap->copy_hook == NULL) {
+    if (swap->copy_hook == NULL && !(lo_failed && i == lo)) {
       i = fast_copy(swap, t, i, hi, &a, &rc);
       if (i > hi)
         break;
@@ -264,29 +265,30 @@ static NOINLINE bool read_now_sync(sr_swap_t* swap, const sr_swap_req_t* req,
  * and before any transaction exists: one sr_read_virt (its lean path
  * walks, copies and revalidates the chunk; it rejects a non-canonical
  * address itself). true if it completed (stats counted, *sync filled as
- * the transaction path fills it); false for anything else (a longer read,
- * a join, a bad argument, a chunk not present, an error, a test's copy
- * hook), with nothing counted: the usual path then decides. */
-static inline bool read_now(sr_swap_t* swap, const sr_swap_req_t* req,
-                            sr_swap_done_t* sync) {
+ * the transaction path fills it): 1; -1 if it was tried and did not
+ * complete (a chunk not present, an error); 0 if it was not tried (a
+ * longer read, a join, a bad argument, a test's copy hook). Nothing is
+ * counted unless it completed: the usual path then decides. */
+static inline int read_now(sr_swap_t* swap, const sr_swap_req_t* req,
+                           sr_swap_done_t* sync) {
   uint64_t root = req->cr3;
 
   if (req->buf == NULL ||
       (uint64_t)req->len - 1 >= SR__CHUNK - (req->gva & (SR__CHUNK - 1)) ||
       (req->flags & ~(uint32_t)SR_READ_PARTIAL) != 0 || swap->copy_hook != NULL)
-    return false;
+    return 0;
   if (root == SR_CR3_KERNEL) {
     root = swap->opts.kernel_cr3;
     if (root == 0)
-      return false;
+      return 0;
   }
   if (sync != NULL)
-    return read_now_sync(swap, req, root, sync);
+    return read_now_sync(swap, req, root, sync) ? 1 : -1;
   if (sr_read_virt(swap->image, root, &swap->opts.walk, req->gva, req->buf,
                    req->len, NULL) != 0)
-    return false;
+    return -1;
   count_read_now(swap);
-  return true;
+  return 1;
 }
 
 /* Sets the caller's fields of NEW txn t from the request. */
@@ -348,12 +350,13 @@ static NOINLINE int reject_null(const sr_swap_req_t* req,
 }
 
 /* sr_swap_read for what read_now did not complete: validation, a join,
- * or a transaction (reserved, walked, then completed or pending). Not
- * inlined: sr_swap_read stays small for the one-chunk reads. */
+ * or a transaction (reserved, walked, then completed or pending); tried:
+ * read_now's sr_read_virt of it failed. Not inlined: sr_swap_read stays
+ * small for the one-chunk reads. */
 static NOINLINE int read_txn(sr_swap_t* swap, const sr_swap_req_t* req,
                              uint64_t now_ns, sr_swap_cb cb, void* data,
                              sr_swap_dtor dtor, sr_swap_handle_t* handle,
-                             sr_swap_done_t* sync) {
+                             sr_swap_done_t* sync, bool tried) {
   uint32_t nchunks, slot, leader, stop;
   uint64_t root;
   sr__txn_t* t;
@@ -388,7 +391,7 @@ static NOINLINE int read_txn(sr_swap_t* swap, const sr_swap_req_t* req,
   t = sr__txn_at(swap, slot);
   set_caller(t, req, root, cb, data, dtor, now_ns);
 
-  rc = sr__txn_walk(swap, t, 0, nchunks - 1, &stop);
+  rc = sr__txn_walk(swap, t, 0, nchunks - 1, &stop, tried);
   if (rc != 0)
     goto err_unfile;
   assert(sr__txn_check(swap, t));
@@ -422,13 +425,16 @@ err_count:
 int sr_swap_read(sr_swap_t* swap, const sr_swap_req_t* req, uint64_t now_ns,
                  sr_swap_cb cb, void* data, sr_swap_dtor dtor,
                  sr_swap_handle_t* handle, sr_swap_done_t* sync) {
+  int tried;
+
   if (handle != NULL)
     handle->id = 0;
   if (swap == NULL || req == NULL || cb == NULL)
     return reject_null(req, sync);
-  /* One chunk, present: done without a transaction. Otherwise (or when
-   * it is not present) the transaction's walk reads it again. */
-  if (read_now(swap, req, sync))
+  /* One chunk, present: done without a transaction. Otherwise the
+   * transaction's walk goes straight to sr_translate for it. */
+  tried = read_now(swap, req, sync);
+  if (tried > 0)
     return 0;
-  return read_txn(swap, req, now_ns, cb, data, dtor, handle, sync);
+  return read_txn(swap, req, now_ns, cb, data, dtor, handle, sync, tried < 0);
 }
