@@ -499,6 +499,17 @@ static void test_oom_read_join(void** state) {
   guest_in(fx, 0);
 }
 
+/* The next poll completes r, and only r, exactly once with status 0 and
+ * the kit pattern of seed in [gva, gva + len). */
+static void ends_with_the_data(fx_t* fx, const rd_t* r, uint64_t gva,
+                               size_t len, uint64_t seed) {
+  assert_int_equal(sr_swap_poll(fx->swap, 3, NULL), 1);
+  assert_int_equal(r->ncb, 1);
+  assert_int_equal(r->ndtor, 1);
+  assert_int_equal(r->status, 0);
+  assert_true(matches(r->buf, gva, len, seed));
+}
+
 /* A poll that must re-file chunks: a read waits on a swapped-out PDE;
  * the guest brings the page table back with every 2nd PTE swapped out, so
  * the poll copies 256 chunks and files 256 under new PTE records. Each
@@ -542,11 +553,7 @@ static void test_oom_poll_refile(void** state) {
     for (i = 0; i < 512; i += 2)
       assert_int_equal(
           sr_kit_page_in(fx->kit, fx->cr3[0], gva + i * K4, SR_LEVEL_PT), 0);
-    assert_int_equal(sr_swap_poll(fx->swap, 3, NULL), 1);
-    assert_int_equal(r->ncb, 1);
-    assert_int_equal(r->ndtor, 1);
-    assert_int_equal(r->status, 0);
-    assert_true(matches(r->buf, gva, len, 77));
+    ends_with_the_data(fx, r, gva, len, 77);
     free_engine(fx);
     rd_free(r);
     if (fx->mem.failed == 0)
@@ -591,11 +598,7 @@ static void test_oom_poll_scan_runs(void** state) {
     if (i != 40)
       assert_int_equal(
           sr_kit_page_in(fx->kit, fx->cr3[0], gva + i * K4, SR_LEVEL_PT), 0);
-  assert_int_equal(sr_swap_poll(fx->swap, 3, NULL), 1);
-  assert_int_equal(r->ncb, 1);
-  assert_int_equal(r->ndtor, 1);
-  assert_int_equal(r->status, 0);
-  assert_true(matches(r->buf, gva, n * K4, 78));
+  ends_with_the_data(fx, r, gva, n * K4, 78);
   free_engine(fx);
   rd_free(r);
 }

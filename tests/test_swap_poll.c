@@ -629,9 +629,11 @@ static void test_poll_run_sees_each_entry_where_it_sits(void** state) {
     assert_chunk(r, i, SEED);
 }
 
-/* Two reads whose records interleave, one cancelled (records deleted, the
- * dense arrays reshuffled): the changes under the other are still seen,
- * with a budget smaller than one run as well as without. */
+/* Two reads over one table, 128 consecutive blocking PTEs (one run); the
+ * first is cancelled, so its records are deleted and the second's move
+ * into their dense positions (the run broken up): the changes under the
+ * second are still seen, with a budget smaller than one run as well as
+ * without. */
 static void run_reshuffle_case(swapfx_t* fx, uint32_t budget) {
   sr_swap_opts_t opts;
   swapfx_rec_t *a, *b;
